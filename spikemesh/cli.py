@@ -1,0 +1,223 @@
+"""The `spikemesh` command: parse arguments, call a library function, print.
+
+No logic lives only here. A ``UserError`` becomes one line on stderr and exit status 2.
+Heavy imports (torch) happen inside the sub-commands so `spikemesh --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from spikemesh import __version__
+from spikemesh.atomic import write_text_atomic
+from spikemesh.errors import UserError
+
+
+def _csv_floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _csv_words(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _write_json(path: str | None, obj: Any) -> None:
+    if path:
+        write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        print(f"wrote {path}")
+
+
+# -- train -------------------------------------------------------------------------------
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--arch", default="vgg5", choices=["vgg5", "vgg9"])
+    p.add_argument("--encoding", default="direct", choices=["direct", "rate", "phase", "latency"])
+    p.add_argument("--timesteps", "-T", type=int, default=4, help="time steps per inference")
+    p.add_argument("--weight-bits", type=int, default=None,
+                   help="k-bit quantization-aware training (1..8); omit for float training")
+    p.add_argument("--theta", type=_csv_floats, default=(0.4, 1.0, 0.5), metavar="TC,TF,LAMBDA",
+                   help="structure parameters (theta_conv, theta_fc, lambda); default 0.4,1.0,0.5")
+    p.add_argument("--reset", default="soft", choices=["soft", "hard"])
+    p.add_argument("--trainable-neurons", action="store_true",
+                   help="learn per-layer thresholds and leaks")
+    p.add_argument("--surrogate-scale", type=float, default=1.0)
+    p.add_argument("--dropout", type=float, default=0.2)
+
+
+def _model_config(a: argparse.Namespace, num_classes: int = 10):
+    from training.models import ModelConfig
+
+    if len(a.theta) != 3:
+        raise UserError("--theta takes three numbers: theta_conv,theta_fc,lambda (e.g. 0.4,1.0,0.5)")
+    try:
+        return ModelConfig(arch=a.arch, timesteps=a.timesteps, encoding=a.encoding,
+                           theta_conv=a.theta[0], theta_fc=a.theta[1], leak=a.theta[2],
+                           reset=a.reset, trainable_neurons=a.trainable_neurons,
+                           surrogate_scale=a.surrogate_scale, weight_bits=a.weight_bits,
+                           dropout=a.dropout, num_classes=num_classes)
+    except ValueError as exc:
+        raise UserError(f"invalid model option: {exc}") from None
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from training.noise import NoiseConfig
+    from training.trainer import TrainConfig, train
+
+    try:
+        noise = NoiseConfig(kind=a.noise, eps=a.noise_eps / 255.0, periods=a.noise_periods,
+                            reset_between_periods=a.noise_reset)
+    except ValueError as exc:
+        raise UserError(f"invalid noise option: {exc}") from None
+    cfg = TrainConfig(model=_model_config(a), noise=noise, dataset=a.dataset,
+                      data_dir=a.data_dir, train_size=a.train_size, val_size=a.val_size,
+                      eval_size=a.eval_size, epochs=a.epochs,
+                      qat_epochs=a.qat_epochs, batch_size=a.batch_size, lr=a.lr,
+                      augment=not a.no_augment, seed=a.seed, device=a.device,
+                      threads=a.threads, out=a.out, resume=a.resume)
+    metrics = train(cfg, progress=not a.quiet)
+    print(f"saved {a.out}")
+    _write_json(a.json, metrics)
+    return 0
+
+
+# -- attack ------------------------------------------------------------------------------
+def _cmd_attack(a: argparse.Namespace) -> int:
+    from training.checkpoint import load_checkpoint
+    from training.data import load_dataset
+    from training.robustness import AttackSpec, evaluate_robustness, format_table
+
+    ckpt = load_checkpoint(a.model)
+    name = a.dataset or ckpt.dataset.get("name", "synthetic")
+    data = load_dataset(name, a.data_dir, val_size=ckpt.dataset.get("val_size", 5000))
+    split = data.split(a.split).head(a.n)
+    spec = AttackSpec(name=a.attack, eps=a.eps, targeted=a.targeted, steps=a.steps,
+                      step_size=a.step_size / 255.0, random_start=not a.no_random_start,
+                      eot=a.eot, seed=a.seed)
+    result = evaluate_robustness(ckpt.model, split, spec, levels=a.levels, quant_bits=a.weight_bits,
+                                 batch_size=a.batch_size, progress=not a.quiet)
+    result["model"] = str(a.model)
+    result["dataset"] = name
+    result["split"] = a.split
+    print(format_table(result))
+    _write_json(a.json, result)
+    return 0
+
+
+# -- demo / bench ------------------------------------------------------------------------
+def _cmd_demo(a: argparse.Namespace) -> int:
+    from spikemesh.demo import run_demo
+
+    run_demo(Path(a.out), epochs=a.epochs, n_attack=a.n, progress=not a.quiet)
+    return 0
+
+
+def _cmd_bench(a: argparse.Namespace) -> int:
+    from spikemesh.bench import run_bench
+
+    report = run_bench(a.which, quick=a.quick)
+    print(report["markdown"])
+    _write_json(a.json, report)
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="spikemesh",
+        description="Train SNNs, attack them, and (as the compiler and simulator land) run them "
+                    "on a 2D-mesh neuromorphic chip.")
+    p.add_argument("--version", action="version", version=f"spikemesh {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a VGG SNN and write a checkpoint (.pt)")
+    _add_model_args(t)
+    t.add_argument("--dataset", default="synthetic", choices=["synthetic", "cifar10"])
+    t.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py")
+    t.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
+    t.add_argument("--val-size", type=int, default=5000,
+                   help="validation images carved from the end of the training data")
+    t.add_argument("--eval-size", type=int, default=2000,
+                   help="validation images scored after each epoch")
+    t.add_argument("--noise", default="none", choices=["none", "uniform", "hire"])
+    t.add_argument("--noise-eps", type=float, default=8.0, help="noise amplitude in grey levels (/255)")
+    t.add_argument("--noise-periods", type=int, default=2, help="HIRE: periods T is split into")
+    t.add_argument("--noise-reset", action="store_true",
+                   help="HIRE: reset membranes between periods instead of carrying them")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--qat-epochs", type=int, default=None,
+                   help="with --weight-bits: train in float first and quantization-aware only "
+                        "in the last N epochs (default: all epochs)")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--out", default="model.pt")
+    t.add_argument("--resume", action="store_true", help="continue training --out where it stopped")
+    t.add_argument("--json", default=None, help="write final metrics as JSON")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_cmd_train)
+
+    at = sub.add_parser("attack", help="adversarial evaluation at the algorithm levels")
+    at.add_argument("model", help="checkpoint .pt")
+    at.add_argument("--attack", default="fgsm", choices=["fgsm", "rfgsm", "pgd"])
+    at.add_argument("--eps", type=_csv_floats, default=(2.0, 8.0, 16.0),
+                    help="comma-separated eps in grey levels (/255); default 2,8,16")
+    at.add_argument("--targeted", action="store_true", help="targeted attack (eq. 4) toward random classes")
+    at.add_argument("--steps", type=int, default=7, help="PGD steps")
+    at.add_argument("--step-size", type=float, default=2.55, help="PGD step in grey levels (/255)")
+    at.add_argument("--no-random-start", action="store_true")
+    at.add_argument("--eot", type=int, default=None,
+                    help="gradient samples for stochastic encoders (default 8 for rate, else 1)")
+    at.add_argument("--levels", type=_csv_words, default=("algo", "quant"),
+                    help="comma-separated: algo (float weights), quant (k-bit weights)")
+    at.add_argument("--weight-bits", type=int, default=None,
+                    help="bits for the quant level (default: the bits the model was trained with)")
+    at.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"],
+                    help="default: the dataset the model was trained on")
+    at.add_argument("--data-dir", default=None)
+    at.add_argument("--split", default="val", choices=["train", "val", "test"])
+    at.add_argument("--n", type=int, default=1000, help="number of images")
+    at.add_argument("--batch-size", type=int, default=100)
+    at.add_argument("--seed", type=int, default=0)
+    at.add_argument("--json", default=None, help="write the results as JSON")
+    at.add_argument("--quiet", action="store_true")
+    at.set_defaults(func=_cmd_attack)
+
+    d = sub.add_parser("demo", help="the whole chain on the embedded synthetic dataset")
+    d.add_argument("--out", default="demo_out", help="folder for the model and reports")
+    d.add_argument("--epochs", type=int, default=None, help="override the demo's training epochs")
+    d.add_argument("--n", type=int, default=500, help="images in the attack evaluation")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=_cmd_demo)
+
+    b = sub.add_parser("bench", help="run a benchmark and print a BENCHMARKS.md section")
+    b.add_argument("which", choices=["training"], help="what to benchmark")
+    b.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
+    b.add_argument("--json", default=None)
+    b.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"spikemesh {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"spikemesh {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

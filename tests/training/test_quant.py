@@ -1,0 +1,37 @@
+import torch
+
+from training.quant import fake_quantize, q_k, quantize_codes
+
+
+def levels(k: int) -> list[float]:
+    x = torch.linspace(-1, 1, 10001)
+    return sorted(set(round(v, 6) for v in q_k(x, k).tolist()))
+
+
+def test_level_set_k2_is_exact():
+    assert levels(2) == [-1.0, round(-1 / 3, 6), round(1 / 3, 6), 1.0]
+
+
+def test_level_set_k4_is_the_16_odd_fifteenths():
+    assert levels(4) == [round(v / 15, 6) for v in range(-15, 16, 2)]
+
+
+def test_k1_is_binary_and_no_level_is_zero():
+    assert levels(1) == [-1.0, 1.0]
+    for k in range(1, 9):
+        assert 0.0 not in levels(k)
+        assert len(levels(k)) == 2**k
+
+
+def test_codes_round_half_up_and_clip():
+    # (2^2 - 1) * (x + 1) / 2 = 1.5 exactly at x = 0: half-up gives code 2
+    assert quantize_codes(torch.tensor([0.0, -5.0, 5.0]), 2).tolist() == [2.0, 0.0, 3.0]
+
+
+def test_fake_quantize_scales_by_layer_max_and_passes_gradient_straight_through():
+    w = torch.tensor([0.5, -0.25, 0.1, -0.5], requires_grad=True)
+    wq = fake_quantize(w, 2)
+    alpha = 0.5
+    assert torch.allclose(wq, alpha * torch.tensor([1.0, -1 / 3, 1 / 3, -1.0]))
+    wq.sum().backward()
+    assert torch.equal(w.grad, torch.ones(4))

@@ -1,0 +1,166 @@
+"""CIFAR-10 in the standard "python version" layout (cifar-10-batches-py), from a folder or
+from the distributed cifar-10-python.tar.gz, plus a checksum-verified download."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import tarfile
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from spikemesh.atomic import atomic_path
+from spikemesh.errors import UserError
+from training.data.bundle import DatasetBundle, Split
+
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+TARBALL = "cifar-10-python.tar.gz"
+TARBALL_MD5 = "c58f30108f718f92721af3b95e74349a"  # published by the dataset's authors
+FOLDER = "cifar-10-batches-py"
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+META = "batches.meta"
+DEFAULT_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+
+
+def _unpickle(raw: bytes, where: str) -> dict:
+    try:
+        obj = pickle.loads(raw, encoding="bytes")
+    except Exception as exc:  # any unpickling failure means the file is not a CIFAR batch
+        raise UserError(f"{where} is corrupt or not a CIFAR-10 batch ({exc.__class__.__name__}); "
+                        "re-download or re-create the dataset") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{where} is not a CIFAR-10 batch (expected a dict); re-create the dataset")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _parse_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    batch = _unpickle(raw, where)
+    if "data" not in batch or "labels" not in batch:
+        raise UserError(f"{where} has no 'data'/'labels' entries; it is not a CIFAR-10 batch")
+    data = np.asarray(batch["data"])
+    labels = np.asarray(batch["labels"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise UserError(f"{where}: data must be uint8 of shape (N, 3072), got "
+                        f"{data.dtype} {data.shape}; the file is damaged")
+    if labels.shape != (data.shape[0],):
+        raise UserError(f"{where}: {labels.shape[0]} labels for {data.shape[0]} images")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise UserError(f"{where}: labels must lie in 0..9, found {labels.min()}..{labels.max()}")
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
+def _folder_reader(folder: Path) -> Callable[[str], bytes | None]:
+    def read(name: str) -> bytes | None:
+        p = folder / name
+        return p.read_bytes() if p.is_file() else None
+    return read
+
+
+def _tar_reader(path: Path) -> Callable[[str], bytes | None]:
+    try:
+        tar = tarfile.open(path, "r:gz")
+        members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise UserError(f"{path} is not a readable .tar.gz ({exc}); re-download it") from None
+
+    def read(name: str) -> bytes | None:
+        m = members.get(name)
+        if m is None:
+            return None
+        f = tar.extractfile(m)
+        try:
+            return f.read() if f else None
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise UserError(f"{path}: member {name} is truncated ({exc}); re-download it") from None
+    return read
+
+
+def _locate(root: Path) -> tuple[Callable[[str], bytes | None], str]:
+    if root.is_file() and root.name.endswith((".tar.gz", ".tgz")):
+        return _tar_reader(root), str(root)
+    for folder in (root / FOLDER, root):
+        if (folder / TRAIN_BATCHES[0]).exists() or (folder / META).exists():
+            return _folder_reader(folder), str(folder)
+    if (root / TARBALL).is_file():
+        return _tar_reader(root / TARBALL), str(root / TARBALL)
+    raise UserError(f"no CIFAR-10 found in {root}: expected {FOLDER}/data_batch_1..5 or {TARBALL} "
+                    "(pass --download to fetch it, or point --data-dir at the right folder)")
+
+
+def load_cifar10(data_dir: str | Path, *, val_size: int = 5000,
+                 download: bool = False) -> DatasetBundle:
+    """Load CIFAR-10; the last ``val_size`` training images become the validation split.
+
+    ``test_batch`` is optional (the project's shared copy has none); when present it is the test
+    split. Every batch is checked for dtype, shape and label range.
+    """
+    root = Path(data_dir)
+    if download and not _has_cifar(root):
+        download_cifar10(root)
+    reader, where = _locate(root)
+    xs, ys = [], []
+    for name in TRAIN_BATCHES:
+        raw = reader(name)
+        if raw is None:
+            raise UserError(f"{where}/{name} is missing; the CIFAR-10 training set needs "
+                            "data_batch_1..5 (re-create or re-download it)")
+        x, y = _parse_batch(raw, f"{where}/{name}")
+        xs.append(x)
+        ys.append(y)
+    x_all, y_all = np.concatenate(xs), np.concatenate(ys)
+    if not 0 <= val_size < len(y_all):
+        raise UserError(f"--val-size {val_size} must be between 0 and {len(y_all) - 1}")
+    cut = len(y_all) - val_size
+    train = Split.from_numpy(x_all[:cut], y_all[:cut])
+    val = Split.from_numpy(x_all[cut:], y_all[cut:])
+    test = None
+    raw = reader(TEST_BATCH)
+    if raw is not None:
+        test = Split.from_numpy(*_parse_batch(raw, f"{where}/{TEST_BATCH}"))
+    classes = DEFAULT_CLASSES
+    raw = reader(META)
+    if raw is not None:
+        meta = _unpickle(raw, f"{where}/{META}")
+        names = meta.get("label_names")
+        if not isinstance(names, list) or len(names) != 10:
+            raise UserError(f"{where}/{META}: label_names must list 10 classes")
+        classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    return DatasetBundle("cifar10", train, val, test, classes)
+
+
+def _has_cifar(root: Path) -> bool:
+    return ((root / FOLDER / TRAIN_BATCHES[0]).exists() or (root / TRAIN_BATCHES[0]).exists()
+            or (root / TARBALL).is_file())
+
+
+def md5sum(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download_cifar10(root: str | Path, url: str = URL, md5: str = TARBALL_MD5) -> Path:
+    """Download the CIFAR-10 tarball into ``root`` and verify its MD5; return its path.
+
+    The archive is read in place by :func:`load_cifar10`, so nothing is unpacked.
+    """
+    dest = Path(root) / TARBALL
+    try:
+        with atomic_path(dest) as tmp:
+            with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as f:
+                while chunk := resp.read(1 << 20):
+                    f.write(chunk)
+            got = md5sum(tmp)
+            if got != md5:
+                raise UserError(f"downloaded {url} has MD5 {got}, expected {md5}; "
+                                "the download is damaged, try again")
+    except OSError as exc:
+        raise UserError(f"could not download {url} ({exc}); download it by hand into {root}") from None
+    return dest

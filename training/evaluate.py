@@ -1,0 +1,39 @@
+"""Clean evaluation helpers shared by training, attacks and the compiler's --verify."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from training.data.bundle import Split
+from training.models import SpikingVGG
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float pixels in [0, 1]."""
+    return images.to(torch.float32) / 255.0
+
+
+def batches(split: Split, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for i in range(0, len(split), batch_size):
+        yield to_float(split.images[i:i + batch_size]), split.labels[i:i + batch_size]
+
+
+@torch.no_grad()
+def predict(model: SpikingVGG, split: Split, *, batch_size: int = 256,
+            record: dict[str, list[float]] | None = None,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Predicted classes for every image of ``split`` (model in eval mode, state reset per batch)."""
+    model.eval()
+    preds = [model(x, record=record, generator=generator).argmax(1) for x, _ in batches(split, batch_size)]
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(model: SpikingVGG, split: Split, *, batch_size: int = 256,
+             record: dict[str, list[float]] | None = None) -> float:
+    """Top-1 accuracy in percent."""
+    if len(split) == 0:
+        return 0.0
+    pred = predict(model, split, batch_size=batch_size, record=record)
+    return 100.0 * float((pred == split.labels).float().mean())

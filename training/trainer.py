@@ -1,0 +1,159 @@
+"""The training loop: data, optimizer, progress, per-epoch checkpoints, resume."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spikemesh.errors import UserError
+from training.checkpoint import read_payload, save_checkpoint
+from training.data import load_dataset
+from training.data.augment import random_crop_flip
+from training.evaluate import accuracy, to_float
+from training.models import ModelConfig, build_model
+from training.noise import NoiseConfig, train_step
+
+
+@dataclass
+class TrainConfig:
+    """Arguments of one training run (also stored in the checkpoint)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    dataset: str = "synthetic"
+    data_dir: str | None = None
+    train_size: int | None = None      # use only the first N training images
+    val_size: int = 5000
+    eval_size: int | None = 2000       # validation images scored after each epoch
+    epochs: int = 10
+    qat_epochs: int | None = None      # k-bit QAT only in the last N epochs (None: all)
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    augment: bool = True
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    out: str = "model.pt"
+    resume: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but this PyTorch has no CUDA device; use --device cpu")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"unknown device {name!r}; choose cpu or cuda")
+    return torch.device(name)
+
+
+def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, Any]:
+    """Train a model per ``cfg``, checkpointing to ``cfg.out`` after every epoch.
+
+    Returns the final metrics dict (also stored in the checkpoint).
+    """
+    _seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = _device(cfg.device)
+    data = load_dataset(cfg.dataset, cfg.data_dir, val_size=cfg.val_size)
+    train_split = data.train.head(cfg.train_size)
+    val_split = data.val.head(cfg.eval_size)
+    model = build_model(cfg.model).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
+    start_epoch, history = 0, []
+    if cfg.resume and Path(cfg.out).exists():
+        start_epoch, history = _resume(cfg, model, opt, sched, log)
+    dataset_info = {"name": data.name, "class_names": list(data.class_names),
+                    "val_size": cfg.val_size}
+    gen = torch.Generator().manual_seed(cfg.seed + 1000 * start_epoch)
+    metrics: dict[str, Any] = history[-1] if history else {}
+    bits = cfg.model.weight_bits
+    qat_from = 0 if bits is None or cfg.qat_epochs is None else max(0, cfg.epochs - cfg.qat_epochs)
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        # float warm-up first, then quantization-aware fine-tuning on the float shadow weights
+        model.set_quantization(bits if epoch >= qat_from else None)
+        order = torch.randperm(len(train_split), generator=gen)
+        n_batches = (len(order) + cfg.batch_size - 1) // cfg.batch_size
+        bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not progress, file=sys.stderr, dynamic_ncols=True, leave=False)
+        seen = correct = 0
+        loss_sum = 0.0
+        t_start = time.perf_counter()
+        for b in bar:
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x = to_float(train_split.images[idx])
+            if cfg.augment:
+                x = random_crop_flip(x, generator=gen)
+            x, y = x.to(device), train_split.labels[idx].to(device)
+            opt.zero_grad(set_to_none=True)
+            loss, logits = train_step(model, x, y, cfg.noise, generator=None)
+            opt.step()
+            seen += len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += float(loss) * len(y)
+            elapsed = time.perf_counter() - t_start
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}",
+                            img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+        bar.close()
+        sched.step()
+        epoch_time = time.perf_counter() - t_start
+        model.cpu()
+        model.set_quantization(None)
+        val_float = accuracy(model, val_split)
+        val_quant = None
+        if bits is not None:
+            model.set_quantization(bits)
+            val_quant = accuracy(model, val_split)
+        model.to(device)
+        metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+                   "train_acc": 100 * correct / max(seen, 1), "val_acc_float": val_float,
+                   "val_acc_quant": val_quant, "val_images": len(val_split),
+                   "epoch_seconds": epoch_time, "images_per_second": seen / epoch_time}
+        history.append(metrics)
+        quant_txt = f", quantized {val_quant:.1f}%" if val_quant is not None else ""
+        log(f"epoch {epoch + 1}/{cfg.epochs}: loss {metrics['train_loss']:.3f}, train "
+            f"{metrics['train_acc']:.1f}%, val float {val_float:.1f}%{quant_txt} "
+            f"({epoch_time:.0f}s, {metrics['images_per_second']:.0f} img/s)")
+        model.cpu()
+        save_checkpoint(cfg.out, model, dataset=dataset_info, metrics=metrics, history=history,
+                        training={**cfg.to_dict(), "epoch": epoch + 1,
+                                  "optimizer": opt.state_dict(), "scheduler": sched.state_dict()})
+        model.to(device)
+    return metrics
+
+
+def _resume(cfg: TrainConfig, model, opt, sched, log) -> tuple[int, list[dict[str, Any]]]:
+    payload = read_payload(cfg.out)
+    if payload["model_config"] != cfg.model.to_dict():
+        raise UserError(f"--resume: {cfg.out} was trained with a different model configuration; "
+                        "use the same options or another --out")
+    model.load_state_dict(payload["state_dict"])
+    training = payload.get("training", {})
+    if "optimizer" in training:
+        opt.load_state_dict(training["optimizer"])
+    if "scheduler" in training:
+        sched.load_state_dict(training["scheduler"])
+    epoch = int(training.get("epoch", 0))
+    log(f"resuming {cfg.out} after epoch {epoch}")
+    return epoch, list(payload.get("history", []))
