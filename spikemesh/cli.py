@@ -76,7 +76,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(f"invalid noise option: {exc}") from None
     cfg = TrainConfig(model=_model_config(a), noise=noise, dataset=a.dataset,
-                      data_dir=a.data_dir, train_size=a.train_size, val_size=a.val_size,
+                      data_dir=a.data_dir, download=a.download, train_size=a.train_size,
+                      val_size=a.val_size,
                       eval_size=a.eval_size, epochs=a.epochs,
                       qat_epochs=a.qat_epochs, batch_size=a.batch_size, lr=a.lr,
                       augment=not a.no_augment, seed=a.seed, device=a.device,
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(t)
     t.add_argument("--dataset", default="synthetic", choices=["synthetic", "cifar10"])
     t.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py")
+    t.add_argument("--download", action="store_true",
+                   help="cifar10: download it into --data-dir (MD5 verified) if it is not there")
     t.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
     t.add_argument("--val-size", type=int, default=5000,
                    help="validation images carved from the end of the training data")

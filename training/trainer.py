@@ -30,6 +30,7 @@ class TrainConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     dataset: str = "synthetic"
     data_dir: str | None = None
+    download: bool = False             # fetch CIFAR-10 (MD5 verified) when absent
     train_size: int | None = None      # use only the first N training images
     val_size: int = 5000
     eval_size: int | None = 2000       # validation images scored after each epoch
@@ -74,7 +75,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)
-    data = load_dataset(cfg.dataset, cfg.data_dir, val_size=cfg.val_size)
+    data = load_dataset(cfg.dataset, cfg.data_dir, val_size=cfg.val_size, download=cfg.download)
     train_split = data.train.head(cfg.train_size)
     val_split = data.val.head(cfg.eval_size)
     model = build_model(cfg.model).to(device)

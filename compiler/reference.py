@@ -1,0 +1,124 @@
+"""The integer reference model: a vectorized, batched numpy implementation of exactly the
+arithmetic in ``compiler.integer_model``. It is the specification the chip simulator is tested
+against, and it imports no torch.
+
+Convolutions run as float64 BLAS products of integer-valued arrays: every partial sum stays far
+below 2^53 (weights < 2^27, inputs <= 255, fan-in <= 4608), so the results are exact integers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from compiler.integer_model import IntegerModel, IntLayer
+
+
+@dataclass
+class ReferenceResult:
+    logits: np.ndarray                    # int64 (B, classes): the output accumulators
+    predictions: np.ndarray               # int64 (B,)
+    spike_counts: dict[str, np.ndarray]   # per layer: int64 (B,) spikes over all steps
+    spikes: dict[str, np.ndarray] | None  # per layer: uint8 (T, B, *neurons) when recorded
+
+
+def conv3x3(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Exact integer 3x3 convolution, padding 1: x (B, C, H, W), w (O, C, 3, 3) -> (B, O, H, W)."""
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    win = sliding_window_view(xp, (3, 3), axis=(2, 3))          # (B, C, H, W, 3, 3)
+    out = np.tensordot(win, w.astype(np.float64), axes=([1, 4, 5], [1, 2, 3]))  # (B, H, W, O)
+    return np.rint(out.transpose(0, 3, 1, 2)).astype(np.int64)
+
+
+def merge_pool(spikes: np.ndarray) -> np.ndarray:
+    """2x2 average pooling as axon merging: the merged axon sees the count of its 4 sources."""
+    b, c, h, w = spikes.shape
+    return spikes.reshape(b, c, h // 2, 2, w // 2, 2).sum(axis=(3, 5), dtype=np.int64)
+
+
+def encode_events(images: np.ndarray, model: IntegerModel, t: int,
+                  rng: np.random.Generator | None) -> np.ndarray:
+    """Integer input events at step ``t`` for uint8 images (B, C, H, W)."""
+    p = images.astype(np.int64)
+    enc, T = model.encoding, model.timesteps
+    if enc == "direct":
+        return p
+    if enc == "rate":
+        if rng is None:
+            raise ValueError("rate encoding needs a random generator")
+        return (rng.random(p.shape) * 255.0 < p).astype(np.int64)
+    if enc == "phase":
+        k = t % 8
+        return ((p >> (7 - k)) & 1) << (7 - k)
+    if enc == "latency":
+        fire_at = np.minimum(T - 1, ((255 - p) * T) // 255)
+        return ((fire_at == t) & (p > 0)).astype(np.int64)
+    raise ValueError(f"unknown encoding {enc!r}")
+
+
+def host_first_layer_current(images: np.ndarray, layer: IntLayer, mean, std) -> np.ndarray:
+    """input_path 'host': the host computes conv1 in float and sends integer currents."""
+    x = images.astype(np.float64) / 255.0
+    m = np.asarray(mean, dtype=np.float64).reshape(1, -1, 1, 1)
+    s = np.asarray(std, dtype=np.float64).reshape(1, -1, 1, 1)
+    n = (1 << layer.weight_bits) - 1
+    w_units = 2 * layer.codes.astype(np.float64) - n
+    xp = np.pad((x - m) / s, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    win = sliding_window_view(xp, (3, 3), axis=(2, 3))
+    cur = np.tensordot(win, w_units, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
+    return np.rint(cur * (1 << layer.weight_shift)).astype(np.int64)
+
+
+def _current(layer: IntLayer, x: np.ndarray) -> np.ndarray:
+    if layer.kind == "conv":
+        return conv3x3(x, layer.weights)
+    return x.reshape(x.shape[0], -1).astype(np.float64) @ layer.weights.T.astype(np.float64)
+
+
+def run_reference(model: IntegerModel, images: np.ndarray, *, rng: np.random.Generator | None = None,
+                  record: bool = False, norm: tuple | None = None) -> ReferenceResult:
+    """Run the integer model on uint8 images (B, C, H, W) for T steps.
+
+    ``norm`` = (mean, std) is needed only for the host input path of a direct-encoded model.
+    """
+    b = images.shape[0]
+    lo, hi = model.membrane_limits
+    spiking = [l for l in model.layers if l.kind != "out"]
+    model.layers[-1]
+    u = {l.name: np.zeros((b, *l.out_shape), dtype=np.int64) for l in spiking}
+    counts = {l.name: np.zeros(b, dtype=np.int64) for l in spiking}
+    trains = {l.name: [] for l in spiking} if record else None
+    acc = np.zeros((b, model.num_classes), dtype=np.int64)
+    host_cur = None
+    if model.encoding == "direct" and model.input_path == "host":
+        host_cur = host_first_layer_current(images, model.layers[0], *norm)
+    for t in range(model.timesteps):
+        x = encode_events(images, model, t, rng)
+        for i, layer in enumerate(model.layers):
+            if layer.pooled_input:
+                x = merge_pool(x)
+            if i == 0 and host_cur is not None:
+                cur = host_cur
+            else:
+                cur = np.rint(_current(layer, x)).astype(np.int64)
+            if layer.kind == "out":
+                acc += cur.reshape(b, -1)
+                break
+            if layer.bias is not None:
+                cur = cur + layer.bias[None]
+            cur = cur.reshape(u[layer.name].shape)
+            v = np.clip(layer.leak.apply(u[layer.name]) + cur, lo, hi)
+            s = v > layer.threshold
+            if layer.reset == "soft":
+                v = v - layer.threshold * s
+            else:
+                v = np.where(s, 0, v)
+            u[layer.name] = v
+            counts[layer.name] += s.reshape(b, -1).sum(axis=1)
+            if trains is not None:
+                trains[layer.name].append(s.astype(np.uint8))
+            x = s.astype(np.int64)
+    spikes = {k: np.stack(v) for k, v in trains.items()} if trains is not None else None
+    return ReferenceResult(acc, acc.argmax(axis=1), counts, spikes)
