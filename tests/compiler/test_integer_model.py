@@ -84,7 +84,13 @@ def test_weight_bits_rule_names_the_numbers():
                             num_classes=2)
 
 
-def test_reference_agrees_with_the_quantized_algorithm_model(trained_synthetic):
+@pytest.mark.parametrize("input_path,bar", [
+    ("host", 0.99),    # integer arithmetic alone: measured 100% on 150 images
+    ("graded", 0.90),  # plus the conversion error of folding normalization into 9-bit gains
+])
+def test_reference_agrees_with_the_quantized_algorithm_model(trained_synthetic, input_path, bar):
+    import dataclasses
+
     from compiler.from_checkpoint import integer_model_from_checkpoint
     from compiler.spec import load_spec
     from training.checkpoint import load_checkpoint
@@ -92,11 +98,14 @@ def test_reference_agrees_with_the_quantized_algorithm_model(trained_synthetic):
     from training.evaluate import predict
 
     path, _ = trained_synthetic
-    model = integer_model_from_checkpoint(path, load_spec("pku-nc64c"))
+    spec = load_spec("pku-nc64c")
+    spec = dataclasses.replace(spec, arithmetic=dataclasses.replace(spec.arithmetic,
+                                                                     input_path=input_path))
+    model = integer_model_from_checkpoint(path, spec)
     val = load_dataset("synthetic", val_size=500).val.head(150)
-    ref = run_reference(model, val.images.numpy())
     ckpt = load_checkpoint(path)
+    ref = run_reference(model, val.images.numpy(), norm=(ckpt.config.mean, ckpt.config.std))
     ckpt.model.set_quantization(4)
     algo = predict(ckpt.model, val).numpy()
     agreement = (ref.predictions == algo).mean()
-    assert agreement >= 0.95, agreement
+    assert agreement >= bar, agreement
