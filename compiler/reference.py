@@ -14,6 +14,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from compiler.integer_model import IntegerModel, IntLayer
+from spikemesh.hostinput import encode_step, host_currents
 
 
 @dataclass
@@ -41,34 +42,13 @@ def merge_pool(spikes: np.ndarray) -> np.ndarray:
 def encode_events(images: np.ndarray, model: IntegerModel, t: int,
                   rng: np.random.Generator | None) -> np.ndarray:
     """Integer input events at step ``t`` for uint8 images (B, C, H, W)."""
-    p = images.astype(np.int64)
-    enc, T = model.encoding, model.timesteps
-    if enc == "direct":
-        return p
-    if enc == "rate":
-        if rng is None:
-            raise ValueError("rate encoding needs a random generator")
-        return (rng.random(p.shape) * 255.0 < p).astype(np.int64)
-    if enc == "phase":
-        k = t % 8
-        return ((p >> (7 - k)) & 1) << (7 - k)
-    if enc == "latency":
-        fire_at = np.minimum(T - 1, ((255 - p) * T) // 255)
-        return ((fire_at == t) & (p > 0)).astype(np.int64)
-    raise ValueError(f"unknown encoding {enc!r}")
+    return encode_step(images, model.encoding, t, model.timesteps, rng)
 
 
 def host_first_layer_current(images: np.ndarray, layer: IntLayer, mean, std) -> np.ndarray:
     """input_path 'host': the host computes conv1 in float and sends integer currents."""
-    x = images.astype(np.float64) / 255.0
-    m = np.asarray(mean, dtype=np.float64).reshape(1, -1, 1, 1)
-    s = np.asarray(std, dtype=np.float64).reshape(1, -1, 1, 1)
-    n = (1 << layer.weight_bits) - 1
-    w_units = 2 * layer.codes.astype(np.float64) - n
-    xp = np.pad((x - m) / s, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    win = sliding_window_view(xp, (3, 3), axis=(2, 3))
-    cur = np.tensordot(win, w_units, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
-    return np.rint(cur * (1 << layer.weight_shift)).astype(np.int64)
+    units = 2 * layer.codes.astype(np.int64) - ((1 << layer.weight_bits) - 1)
+    return host_currents(images, units, layer.weight_shift, mean, std)
 
 
 def _current(layer: IntLayer, x: np.ndarray) -> np.ndarray:

@@ -111,6 +111,55 @@ def _cmd_attack(a: argparse.Namespace) -> int:
     return 0
 
 
+# -- compile / inspect -------------------------------------------------------------------
+def _cmd_compile(a: argparse.Namespace) -> int:
+    from compiler.compile import compile_checkpoint, parse_chips
+    from compiler.spec import load_spec
+
+    spec = load_spec(a.chip)
+    out = a.out or str(Path(a.model).with_suffix(".chip"))
+    summary = compile_checkpoint(a.model, spec, out, chips=parse_chips(a.chips),
+                                 weight_bits=a.weight_bits, seed=a.seed)
+    t = summary["seconds"]
+    print(f"compiled {a.model} -> {out} ({summary['bytes'] / 1e6:.1f} MB) in {t['total']:.1f}s: "
+          f"{summary['cores']} cores on {summary['chips']} chip(s) "
+          f"({summary['board'][0]}x{summary['board'][1]})")
+    print(f"placement cost {summary['placement_cost']:,.0f} vs row-major "
+          f"{summary['row_major_cost']:,.0f} "
+          f"({summary['placement_cost'] / max(summary['row_major_cost'], 1):.2f}x)")
+    if a.verify:
+        from compiler.verify import verify
+        from spikemesh.chipimage import read_chip_image
+        from training.checkpoint import read_payload
+        from training.data import load_dataset
+
+        ds = read_payload(a.model).get("dataset", {})
+        name = a.dataset or ds.get("name", "synthetic")
+        val = load_dataset(name, a.data_dir, val_size=ds.get("val_size", 5000)).val.head(a.verify)
+        res = verify(read_chip_image(out), a.model, val.images.numpy(), val.labels.numpy())
+        summary["verify"] = res
+        print(f"verify on {res['n']} {name} validation images: integer reference agrees with the "
+              f"quantized algorithm model on {res['agreement']:.1f}% (accuracy {res['reference_acc']:.1f}% "
+              f"vs {res['quant_algo_acc']:.1f}%)")
+    _write_json(a.json, summary)
+    return 0
+
+
+def _cmd_inspect(a: argparse.Namespace) -> int:
+    from compiler.image import check_image
+    from compiler.inspect import format_summary, mesh_map, summarize
+    from spikemesh.chipimage import read_chip_image
+
+    meta, arrays = read_chip_image(a.image)
+    check_image(meta, a.image)
+    summary = summarize(meta, arrays)
+    if a.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(format_summary(summary, mesh_map(meta, arrays)))
+    return 0
+
+
 # -- demo / bench ------------------------------------------------------------------------
 def _cmd_demo(a: argparse.Namespace) -> int:
     from spikemesh.demo import run_demo
@@ -132,8 +181,7 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="spikemesh",
-        description="Train SNNs, attack them, and (as the compiler and simulator land) run them "
-                    "on a 2D-mesh neuromorphic chip.")
+        description="Train SNNs, attack them, and compile them onto a 2D-mesh neuromorphic chip.")
     p.add_argument("--version", action="version", version=f"spikemesh {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -194,6 +242,28 @@ def build_parser() -> argparse.ArgumentParser:
     at.add_argument("--json", default=None, help="write the results as JSON")
     at.add_argument("--quiet", action="store_true")
     at.set_defaults(func=_cmd_attack)
+
+    c = sub.add_parser("compile", help="compile a trained .pt into a chip image")
+    c.add_argument("model", help="checkpoint .pt")
+    c.add_argument("--chip", default="pku-nc64c", help="a preset name or a chip spec .yaml")
+    c.add_argument("--chips", default="auto",
+                   help="auto (smallest board that holds the network), N chips, or CXxCY")
+    c.add_argument("--weight-bits", type=int, default=None,
+                   help="quantize a float-trained model to K bits (default: its trained bits)")
+    c.add_argument("--out", default=None, help="chip image path (default: MODEL.chip)")
+    c.add_argument("--verify", type=int, default=0, metavar="N",
+                   help="run N validation images through the integer reference and the "
+                        "quantized algorithm model and report their agreement")
+    c.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"])
+    c.add_argument("--data-dir", default=None)
+    c.add_argument("--seed", type=int, default=0, help="placement search seed")
+    c.add_argument("--json", default=None, help="write the compile summary as JSON")
+    c.set_defaults(func=_cmd_compile)
+
+    ins = sub.add_parser("inspect", help="summarize a chip image: cores, memory, mesh map, hot links")
+    ins.add_argument("image", help="chip image written by `spikemesh compile`")
+    ins.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ins.set_defaults(func=_cmd_inspect)
 
     d = sub.add_parser("demo", help="the whole chain on the embedded synthetic dataset")
     d.add_argument("--out", default="demo_out", help="folder for the model and reports")

@@ -1,0 +1,79 @@
+"""Run images through a loaded chip: the thin wrapper around the Numba kernels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chipsim import kernels
+from chipsim.flat import Flat, flatten
+from chipsim.machine import Machine
+from spikemesh.hostinput import encode_step, host_currents
+
+
+@dataclass
+class SimResult:
+    logits: np.ndarray                 # int64 (N, classes): output accumulators
+    predictions: np.ndarray            # int64 (N,)
+    spikes_out: np.ndarray             # int64 (C,): summed over images
+    sops: np.ndarray                   # int64 (C,)
+    packets_in: np.ndarray             # int64 (C,)
+    packets_out: np.ndarray            # int64 (C,)
+    route_packets: np.ndarray          # int64 (T, R): packets per route per step, summed
+    spikes: dict[str, np.ndarray] | None = None   # per layer (N, T, neurons) uint8 if recorded
+    n: int = 0
+    per_image_sops: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+class Chip:
+    """A chip image ready to run. Build once, call ``run`` on batches of images."""
+
+    def __init__(self, machine: Machine) -> None:
+        self.machine = machine
+        self.flat: Flat = flatten(machine)
+        bits = machine.membrane_bits
+        self.mem_lo, self.mem_hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        self.n_routes = len(machine.route_src)
+
+    def input_events(self, images: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+        """(B, T, n_in) int64 host events for uint8 images (B, C, H, W)."""
+        m = self.machine
+        b, T = images.shape[0], m.timesteps
+        if m.encoding == "direct" and m.input_path == "host":
+            l0 = m.layers[0]
+            cur = host_currents(images, l0.units, l0.weight_shift, m.meta["model"]["mean"],
+                                m.meta["model"]["std"]).reshape(b, -1)
+            return np.repeat(cur[:, None, :], T, axis=1)
+        steps = [encode_step(images, m.encoding, t, T, rng).reshape(b, -1) for t in range(T)]
+        return np.ascontiguousarray(np.stack(steps, axis=1))
+
+    def run(self, images: np.ndarray, *, rng: np.random.Generator | None = None,
+            record: bool = False) -> SimResult:
+        f, m = self.flat, self.machine
+        events = self.input_events(images, rng)
+        b, T = events.shape[0], events.shape[1]
+        n_cores = len(f.core_role)
+        out = np.zeros((b, m.num_classes), dtype=np.int64)
+        n_rec = int(f.layer_nbase[-1])
+        rec = np.zeros((b, T, n_rec) if record else (b, 0, 0), dtype=np.uint8)
+        spikes_out = np.zeros((b, n_cores), dtype=np.int64)
+        sops = np.zeros((b, n_cores), dtype=np.int64)
+        pk_in = np.zeros((b, n_cores), dtype=np.int64)
+        pk_out = np.zeros((b, n_cores), dtype=np.int64)
+        route_pk = np.zeros((b, T, self.n_routes), dtype=np.int64)
+        kernels.run_batch(events, f.core_role, f.nbase, f.abase, f.xbase, f.core_shift,
+                          f.layer_core_ptr, f.threshold, f.leak_shift, f.leak_mult, f.soft_reset,
+                          f.is_output, f.layer_nbase, f.slot_neuron, f.slot_bias,
+                          f.out_slot_class, f.axon_gain, f.axon_nnz, f.xbar, f.in_ptr, f.in_axon,
+                          f.slot_ptr, f.slot_axon, f.in_route, f.slot_route, f.axon_core,
+                          self.mem_lo, self.mem_hi, out, rec, spikes_out, sops, pk_in, pk_out,
+                          route_pk)
+        spikes = None
+        if record:
+            spikes = {}
+            for li, lay in enumerate(m.layers):
+                if lay.kind != "out":
+                    spikes[lay.name] = rec[:, :, f.layer_nbase[li]:f.layer_nbase[li + 1]]
+        return SimResult(out, out.argmax(axis=1), spikes_out.sum(0), sops.sum(0), pk_in.sum(0),
+                         pk_out.sum(0), route_pk.sum(0), spikes, b, sops.sum(1))

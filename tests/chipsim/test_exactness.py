@@ -1,0 +1,69 @@
+"""The contract: for any chip image and input, every neuron's spike train equals the integer
+reference model's, bit for bit."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chipsim.machine import machine_from_arrays
+from chipsim.simulate import Chip
+from compiler.reference import run_reference
+from tests.helpers import compile_in_memory, integer_model, random_images, random_layers, tiny_spec
+
+
+def assert_bit_exact(model, meta, arrays, images, seed=0):
+    chip = Chip(machine_from_arrays(meta, arrays))
+    sim = chip.run(images, rng=np.random.default_rng(seed), record=True)
+    ref = run_reference(model, images, rng=np.random.default_rng(seed), record=True,
+                        norm=(meta["model"]["mean"], meta["model"]["std"]))
+    for name, trains in sim.spikes.items():
+        expected = ref.spikes[name].reshape(*ref.spikes[name].shape[:2], -1).transpose(1, 0, 2)
+        if not np.array_equal(trains, expected):
+            b, t, n = np.argwhere(trains != expected)[0]
+            pytest.fail(f"first mismatch: layer {name}, image {b}, step {t}, neuron {n}")
+    assert np.array_equal(sim.logits, ref.logits)
+    return sim, ref
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), encoding=st.sampled_from(["direct", "rate", "phase", "latency"]),
+       reset=st.sampled_from(["soft", "hard"]), leak=st.sampled_from([1.0, 0.5, 0.75, 0.3]),
+       bits=st.integers(1, 6), input_path=st.sampled_from(["graded", "host"]))
+def test_random_networks_are_bit_exact(seed, encoding, reset, leak, bits, input_path):
+    rng = np.random.default_rng(seed)
+    spec = tiny_spec(input_path=input_path)
+    model = integer_model(random_layers(rng, leak=leak, theta=(0.3, 0.6)), encoding=encoding,
+                          bits=bits, reset=reset, spec=spec)
+    meta, arrays = compile_in_memory(model, spec)
+    assert_bit_exact(model, meta, arrays, random_images(rng, 6), seed=seed)
+
+
+def test_tiny_chip_forces_splits_merges_and_several_chips():
+    rng = np.random.default_rng(1)
+    spec = tiny_spec()
+    # fan-in: conv2 6 x 9 = 54 and fc1 12 x 2 x 2 = 48, both above the tiny core's 40 axons
+    model = integer_model(random_layers(rng, channels=(6, 12), theta=(0.3, 0.3)), spec=spec)
+    meta, arrays = compile_in_memory(model, spec)
+    groups = {p["layer"]: p["groups"] for p in meta["plans"]}
+    assert groups["conv2"] >= 2 and groups["fc1"] >= 2
+    assert meta["board"]["chips_x"] * meta["board"]["chips_y"] > 1
+    sim, _ = assert_bit_exact(model, meta, arrays, random_images(rng, 8))
+    assert sim.spikes["conv2"].sum() > 0 and sim.spikes["fc1"].sum() > 0  # not a silent network
+
+
+def test_counters_are_consistent():
+    rng = np.random.default_rng(2)
+    spec = tiny_spec()
+    model = integer_model(random_layers(rng), spec=spec)
+    meta, arrays = compile_in_memory(model, spec)
+    chip = Chip(machine_from_arrays(meta, arrays))
+    images = random_images(rng, 4)
+    sim = chip.run(images, record=True)
+    # one packet per spike of a neuron that has receivers; every packet reaches >= 1 core
+    spikes = sum(int(s.sum()) for s in sim.spikes.values())
+    assert sim.spikes_out.sum() == spikes
+    assert 0 < sim.packets_out.sum() <= sim.packets_in.sum()
+    # route packets = packets from cores + host input events (pixels > 0 on the graded path)
+    assert sim.route_packets.sum() == sim.packets_out.sum() + model.timesteps * np.count_nonzero(images)
+    assert sim.sops.sum() > 0

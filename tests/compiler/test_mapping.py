@@ -1,0 +1,200 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from compiler.compile import compile_checkpoint, parse_chips
+from compiler.connect import HOST, connect, core_edges
+from compiler.partition import partition
+from compiler.place import Grid, place
+from compiler.route import EAST, LOCAL, SOUTH, STEP, route_all, xy_path_links
+from compiler.rules import RULES, Design, violations
+from compiler.spec import load_spec
+from spikemesh.chipimage import expand_crossbar, read_chip_image
+from spikemesh.errors import UserError
+from tests.helpers import compile_in_memory, integer_model, random_layers, tiny_spec
+from training.checkpoint import save_checkpoint
+from training.models import ModelConfig, build_model
+
+
+def tiny_design(**core):
+    rng = np.random.default_rng(0)
+    spec = tiny_spec()
+    model = integer_model(random_layers(rng), spec=spec)
+    cores, _ = partition(model, spec)
+    spec = spec.with_board(4, 4)
+    if core:
+        spec = dataclasses.replace(spec, core=dataclasses.replace(spec.core, **core))
+    return Design(model, cores, spec)
+
+
+def test_a_clean_design_violates_no_rule():
+    assert violations(tiny_design()) == []
+
+
+@pytest.mark.parametrize("rule,change", [
+    ("core-neurons", dict(neurons=8)),
+    ("core-axons", dict(axons=8)),
+    ("core-synapse-memory", dict(synapse_bits=512)),
+])
+def test_each_core_rule_fires_alone_with_its_numbers(rule, change):
+    found = violations(tiny_design(**change))
+    assert len(found) == 1 and found[0].startswith(f"rule {rule}: layer ")
+    assert "the core has" in found[0]
+
+
+def test_weight_threshold_and_board_rules():
+    d = tiny_design()
+    arith = dataclasses.replace(d.spec.arithmetic, max_weight_bits=2)
+    assert RULES["weight-bits"](dataclasses.replace(d, spec=dataclasses.replace(d.spec, arithmetic=arith)))
+    arith = dataclasses.replace(d.spec.arithmetic, threshold_bits=8)
+    msgs = RULES["threshold-bits"](dataclasses.replace(d, spec=dataclasses.replace(d.spec, arithmetic=arith)))
+    assert msgs and msgs[0].startswith("rule threshold-bits: layer conv1")
+    small = dataclasses.replace(d, spec=d.spec.with_board(1, 1))
+    assert violations(small) == RULES["board-capacity"](small)
+    assert "rule board-capacity: the network needs" in violations(small)[0]
+
+
+def test_partition_refuses_a_core_too_small_for_one_window():
+    spec = tiny_spec()
+    spec = dataclasses.replace(spec, core=dataclasses.replace(spec.core, axons=4))
+    model = integer_model(random_layers(np.random.default_rng(0)), spec=spec)
+    with pytest.raises(UserError, match="rule core-axons: layer conv1 needs at least 9 axons"):
+        partition(model, spec)
+
+
+def test_fan_in_split_partial_sums_equal_the_direct_computation():
+    """The partial cores' crossbars, summed per home neuron, give exactly the full layer's
+    integer current: checked directly on the crossbars, independent of the simulator."""
+    rng = np.random.default_rng(3)
+    spec = tiny_spec()
+    layers = random_layers(rng, channels=(6, 12))
+    model = integer_model(layers, spec=spec)
+    cores, plans = partition(model, spec)
+    li = 1  # conv2: split by fan-in
+    assert plans[li].groups >= 2
+    lay = model.layers[li]
+    units = 2 * lay.codes.astype(np.int64) - ((1 << lay.weight_bits) - 1)
+    x = rng.integers(0, 5, size=int(np.prod(lay.in_shape)))        # merged spike counts
+    from compiler.reference import conv3x3
+    direct = conv3x3(x.reshape(1, *lay.in_shape), units).ravel()
+    total = np.zeros_like(direct)
+    for c in cores:
+        if c.layer == li and c.role == "partial":
+            xb = expand_crossbar("conv", lay.in_shape, lay.out_shape, units, c.neurons, c.axons)
+            total[c.neurons] += x[c.axons] @ xb
+    assert np.array_equal(total, direct)
+
+
+def test_xy_paths_go_x_first():
+    hops = xy_path_links(0, 0, 2, 1)
+    assert [(x, y, p) for x, y, p in hops] == [(0, 0, EAST), (1, 0, EAST), (2, 0, SOUTH)]
+
+
+def test_routing_tables_deliver_every_route_to_exactly_its_destinations():
+    rng = np.random.default_rng(4)
+    spec = tiny_spec()
+    model = integer_model(random_layers(rng), spec=spec)
+    cores, _ = partition(model, spec)
+    spec = spec.with_board(2, 2)
+    routes = connect(model, cores)
+    placement = place(len(cores), core_edges(routes), spec)
+    grid = Grid(spec)
+    tables = route_all(routes, placement, grid)
+    table = {(int(r), int(q)): int(p) for r, q, p in
+             zip(tables.table_router, tables.table_route, tables.table_ports, strict=True)}
+    pos_core = {(int(x), int(y)): i for i, (x, y) in enumerate(zip(placement.x, placement.y, strict=True))}
+    for r in range(len(routes.src_core)):
+        s = int(routes.src_core[r])
+        start = (0, 0) if s == HOST else (int(placement.x[s]), int(placement.y[s]))
+        reached, frontier = set(), [start]
+        while frontier:   # follow the tables like a packet would
+            x, y = frontier.pop()
+            ports = table.get((y * grid.gx + x, r), 0)
+            assert ports, f"route {r} dead-ends at router ({x},{y})"
+            if ports & (1 << LOCAL):
+                reached.add(pos_core[(x, y)])
+            for p, (dx, dy) in STEP.items():
+                if ports & (1 << p):
+                    frontier.append((x + dx, y + dy))
+        expected = set(routes.dst_core[routes.dst_ptr[r]:routes.dst_ptr[r + 1]].tolist())
+        assert reached == expected
+
+
+def test_placement_is_deterministic_and_beats_row_major():
+    rng = np.random.default_rng(5)
+    spec = tiny_spec()
+    model = integer_model(random_layers(rng), spec=spec)
+    cores, _ = partition(model, spec)
+    spec = spec.with_board(2, 2)
+    edges = core_edges(connect(model, cores))
+    a, b = place(len(cores), edges, spec), place(len(cores), edges, spec)
+    assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
+    assert a.cost < a.row_major_cost
+    slots = set(zip(a.x.tolist(), a.y.tolist(), strict=True))
+    assert len(slots) == len(cores)  # one core per slot
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    out = {}
+    for arch in ("vgg5", "vgg9"):
+        torch.manual_seed(0)
+        path = tmp_path_factory.mktemp(arch) / f"{arch}.pt"
+        save_checkpoint(path, build_model(ModelConfig(arch=arch, weight_bits=4)), dataset={})
+        out[arch] = path
+    return out
+
+
+@pytest.mark.parametrize("arch", ["vgg5", "vgg9"])
+def test_vgg_compiles_to_a_readable_image(untrained, tmp_path, arch):
+    out = tmp_path / f"{arch}.chip"
+    summary = compile_checkpoint(untrained[arch], load_spec("pku-nc64c"), out, log=lambda _: None)
+    meta, arrays = read_chip_image(out)
+    assert summary["cores"] == len(arrays["core.layer"]) <= 64 * summary["chips"]
+    assert summary["placement_cost"] < summary["row_major_cost"]
+    assert meta["provenance"]["source_sha256"] and meta["model"]["layers"][0]["name"] == "conv1"
+    assert any(p["groups"] > 1 for p in meta["plans"])   # fan-in splits were needed
+
+
+def test_corrupted_or_truncated_image_is_refused(untrained, tmp_path):
+    out = tmp_path / "m.chip"
+    compile_checkpoint(untrained["vgg5"], load_spec("pku-nc64c"), out, log=lambda _: None)
+    blob = bytearray(out.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    bad = tmp_path / "flipped.chip"
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(UserError, match="fails its checksum"):
+        read_chip_image(bad)
+    bad.write_bytes(out.read_bytes()[:1000])
+    with pytest.raises(UserError, match="fails its checksum"):
+        read_chip_image(bad)
+    bad.write_bytes(b"PK\x03\x04 a zip, not a chip image")
+    with pytest.raises(UserError, match="bad magic"):
+        read_chip_image(bad)
+
+
+def test_fixed_board_too_small_is_refused(untrained, tmp_path):
+    with pytest.raises(UserError, match="rule board-capacity"):
+        compile_checkpoint(untrained["vgg5"], load_spec("pku-nc64c"), tmp_path / "x.chip",
+                           chips=parse_chips("2"), log=lambda _: None)
+    assert not (tmp_path / "x.chip").exists()
+
+
+def test_parse_chips():
+    assert parse_chips("auto") is None
+    assert parse_chips("3x2") == (3, 2)
+    assert parse_chips("9") == (3, 3)
+    with pytest.raises(UserError, match="--chips"):
+        parse_chips("many")
+
+
+def test_in_memory_images_describe_every_core():
+    rng = np.random.default_rng(6)
+    spec = tiny_spec()
+    model = integer_model(random_layers(rng), spec=spec)
+    meta, arrays = compile_in_memory(model, spec)
+    n = len(arrays["core.layer"])
+    assert len(arrays["core.neuron_ptr"]) == n + 1 and arrays["core.x"].shape == (n,)
+    assert arrays["core.neuron_ptr"][-1] >= sum(np.prod(l["out_shape"]) for l in meta["model"]["layers"])
