@@ -8,7 +8,7 @@ import numpy as np
 
 from chipsim import kernels
 from chipsim.flat import Flat, flatten
-from chipsim.machine import Machine
+from chipsim.machine import ROLE_PARTIAL, Machine
 from spikemesh.hostinput import encode_step, host_currents
 
 
@@ -24,6 +24,7 @@ class SimResult:
     spikes: dict[str, np.ndarray] | None = None   # per layer (N, T, neurons) uint8 if recorded
     n: int = 0
     per_image_sops: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    per_image_route_packets: np.ndarray | None = None  # int64 (N, T, R)
 
 
 class Chip:
@@ -76,4 +77,13 @@ class Chip:
                 if lay.kind != "out":
                     spikes[lay.name] = rec[:, :, f.layer_nbase[li]:f.layer_nbase[li + 1]]
         return SimResult(out, out.argmax(axis=1), spikes_out.sum(0), sops.sum(0), pk_in.sum(0),
-                         pk_out.sum(0), route_pk.sum(0), spikes, b, sops.sum(1))
+                         pk_out.sum(0), route_pk.sum(0), spikes, b, sops.sum(1), route_pk)
+
+    def wave_of_route(self) -> np.ndarray:
+        """The wave each route's packets travel in: 0 host input, then per layer l its partial
+        sums (1 + 2l) and its spikes (2 + 2l)."""
+        src = self.machine.route_src.astype(np.int64)
+        core = np.maximum(src, 0)
+        layer = self.flat.core_layer[core]
+        partial = self.flat.core_role[core] == ROLE_PARTIAL
+        return np.where(src < 0, 0, 1 + 2 * layer + np.where(partial, 0, 1))

@@ -96,12 +96,15 @@ def compile_checkpoint(pt_path: str | Path, spec: ChipSpec, out: str | Path, *,
     t0 = time.perf_counter()
     model = integer_model_from_checkpoint(pt_path, spec, weight_bits)
     t_quant = time.perf_counter() - t0
-    cfg = ModelConfig.from_dict(read_payload(pt_path)["model_config"])
+    payload = read_payload(pt_path)
+    cfg = ModelConfig.from_dict(payload["model_config"])
+    dataset = payload.get("dataset", {})
     spec, cores, plans, routes, placement, tables, times = compile_model(model, spec, chips=chips,
                                                                         seed=seed, log=log)
     times = {"quantize": t_quant, **times}
     provenance = {"source": Path(pt_path).name, "source_sha256": sha256_file(pt_path),
-                  "compiler": f"spikemesh {__version__}", "seed": seed}
+                  "compiler": f"spikemesh {__version__}", "seed": seed,
+                  "dataset": dataset.get("name"), "val_size": dataset.get("val_size")}
     plan_meta = [{"layer": model.layers[p.layer].name, "groups": p.groups, "tile": list(p.tile),
                   "cores": p.cores} for p in plans]
     t = time.perf_counter()

@@ -160,6 +160,57 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_simulate(a: argparse.Namespace) -> int:
+    from chipsim.machine import machine_from_arrays
+    from chipsim.run import simulate_dataset
+    from spikemesh.chipimage import read_chip_image
+    from training.data import load_dataset
+
+    meta, arrays = read_chip_image(a.image)
+    machine = machine_from_arrays(meta, arrays)
+    if a.n is not None and a.n < 1:
+        raise UserError("--n must be at least 1")
+    prov = meta.get("provenance", {})
+    a.dataset = a.dataset or prov.get("dataset") or "synthetic"
+    val_size = a.val_size or prov.get("val_size") or 5000
+    data = load_dataset(a.dataset, a.data_dir, val_size=val_size)
+    split = data.split(a.split).head(a.n)
+    shape = tuple(meta["model"]["layers"][0]["in_shape"])
+    if tuple(split.images.shape[1:]) != shape:
+        raise UserError(f"{a.dataset} images are {tuple(split.images.shape[1:])}, the chip image "
+                        f"expects {shape}; pick the dataset the model was trained on")
+    check = None
+    if a.verify:
+        from compiler.image import load_integer_model
+        from spikemesh.crosscheck import CrossCheck
+
+        check = CrossCheck(load_integer_model(meta, arrays),
+                           (meta["model"]["mean"], meta["model"]["std"]))
+    result = simulate_dataset(machine, split.images.numpy(), split.labels.numpy(), arrays=arrays,
+                              batch_size=a.batch_size, noc=not a.no_noc, seed=a.seed,
+                              progress=not a.quiet, on_batch=check)
+    if check is not None:
+        result["reference_match"] = True
+        result["reference_images_checked"] = check.images_checked
+    result.pop("predictions")
+    print(f"{result['n']} {a.dataset} {a.split} images on {a.image}: accuracy {result['accuracy']:.2f}%")
+    if "cycles_per_step" in result:
+        print(f"cycles per step: mean {result['cycles_per_step']:,.0f}, max "
+              f"{result['max_cycles_per_step']:,} ({result['latency_cycles_per_inference']:,.0f} "
+              "per inference)")
+    print(f"energy per inference: {result['energy_uj_per_inference']:.2f} uJ "
+          f"(synaptic {result['energy_breakdown_uj_per_inference']['synaptic']:.2f}); "
+          f"{result['sops_per_inference'] / 1e6:.1f}M SOPs per inference")
+    print(f"speed: {result['images_per_second']:.2f} images/s, "
+          f"{result['sops_per_second'] / 1e6:.0f}M SOP/s"
+          f"{' (functional only, --no-noc)' if a.no_noc else ''}")
+    if check is not None:
+        print(f"verify: spike trains of all {check.images_checked} images match the integer "
+              "reference bit for bit")
+    _write_json(a.json, result)
+    return 0
+
+
 # -- demo / bench ------------------------------------------------------------------------
 def _cmd_demo(a: argparse.Namespace) -> int:
     from spikemesh.demo import run_demo
@@ -265,6 +316,25 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true", help="print the summary as JSON")
     ins.set_defaults(func=_cmd_inspect)
 
+    sm = sub.add_parser("simulate", help="run a chip image on a dataset, cycle-level")
+    sm.add_argument("image", help="chip image written by `spikemesh compile`")
+    sm.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"],
+                    help="default: the dataset the model was trained on")
+    sm.add_argument("--data-dir", default=None)
+    sm.add_argument("--split", default="val", choices=["train", "val", "test"])
+    sm.add_argument("--val-size", type=int, default=None,
+                    help="validation images carved from the training data (default: as in training)")
+    sm.add_argument("--n", type=int, default=100, help="number of images")
+    sm.add_argument("--batch-size", type=int, default=16)
+    sm.add_argument("--verify", action="store_true",
+                    help="run the integer reference alongside; fail on the first spike mismatch")
+    sm.add_argument("--no-noc", action="store_true",
+                    help="skip the cycle-level NoC model (arithmetic, spikes and SOPs only)")
+    sm.add_argument("--seed", type=int, default=0, help="seed of stochastic input encoders")
+    sm.add_argument("--json", default=None)
+    sm.add_argument("--quiet", action="store_true")
+    sm.set_defaults(func=_cmd_simulate)
+
     d = sub.add_parser("demo", help="the whole chain on the embedded synthetic dataset")
     d.add_argument("--out", default="demo_out", help="folder for the model and reports")
     d.add_argument("--epochs", type=int, default=None, help="override the demo's training epochs")
@@ -287,6 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"spikemesh {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if exc.__class__.__name__ == "MismatchError":   # a broken bit-exactness contract
+            print(f"spikemesh {args.command}: MISMATCH: {exc}", file=sys.stderr)
+            return 3
+        raise
     except KeyboardInterrupt:
         print(f"spikemesh {args.command}: interrupted", file=sys.stderr)
         return 130

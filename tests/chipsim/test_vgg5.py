@@ -1,0 +1,71 @@
+"""VGG5 with trained weights on real (synthetic-dataset) images: bit-exact, and the simulate
+command's JSON holds the fields the issue names."""
+
+import json
+
+import numpy as np
+import pytest
+
+from chipsim.machine import load_machine, machine_from_arrays
+from chipsim.simulate import Chip
+from compiler.compile import compile_checkpoint
+from compiler.image import load_integer_model
+from compiler.spec import load_spec
+from spikemesh.chipimage import read_chip_image
+from spikemesh.cli import main
+from spikemesh.crosscheck import CrossCheck, MismatchError
+from training.data import load_dataset
+
+
+@pytest.fixture(scope="module")
+def vgg5_chip(trained_synthetic, tmp_path_factory):
+    path, _ = trained_synthetic
+    out = tmp_path_factory.mktemp("chip") / "vgg5.chip"
+    compile_checkpoint(path, load_spec("pku-nc64c"), out, log=lambda _: None)
+    return out
+
+
+def test_vgg5_spikes_match_the_reference_bit_for_bit(vgg5_chip):
+    meta, arrays = read_chip_image(vgg5_chip)
+    images = load_dataset("synthetic", val_size=500).val.images.numpy()[:12]
+    chip = Chip(machine_from_arrays(meta, arrays))
+    res = chip.run(images, record=True)
+    check = CrossCheck(load_integer_model(meta, arrays), (meta["model"]["mean"], meta["model"]["std"]))
+    check(images, res, np.random.default_rng().bit_generator.state)   # raises on any mismatch
+    assert check.images_checked == 12
+    assert all(res.spikes[name].sum() > 0 for name in res.spikes)
+
+
+def test_verify_catches_a_broken_chip(vgg5_chip):
+    meta, arrays = read_chip_image(vgg5_chip)
+    machine = load_machine(vgg5_chip)
+    chip = Chip(machine)
+    chip.flat.threshold[1] += 1000        # a wrong conv2 threshold inside the simulator
+    images = load_dataset("synthetic", val_size=500).val.images.numpy()[:4]
+    res = chip.run(images, record=True)
+    check = CrossCheck(load_integer_model(meta, arrays), (meta["model"]["mean"], meta["model"]["std"]))
+    with pytest.raises(MismatchError, match="layer conv2, image 0, step"):
+        check(images, res, np.random.default_rng().bit_generator.state)
+
+
+def test_simulate_command_json(vgg5_chip, tmp_path, capsys):
+    out = tmp_path / "sim.json"
+    code = main(["simulate", str(vgg5_chip), "--n", "4", "--verify", "--json", str(out), "--quiet"])
+    assert code == 0
+    stdout = capsys.readouterr().out
+    assert "match the integer reference bit for bit" in stdout
+    data = json.loads(out.read_text())
+    for key in ("n", "accuracy", "sops_per_inference", "cycles_per_step",
+                "energy_uj_per_inference", "cores", "links", "reference_match"):
+        assert key in data
+    assert data["n"] == 4 and data["reference_match"] is True and data["cycles_per_step"] > 0
+    assert set(data["cores"][0]) >= {"x", "y", "layer", "spikes_out", "sops", "packets_in", "packets_out"}
+    assert set(data["links"][0]) >= {"from", "to", "flits"}
+    assert sum(c["sops"] for c in data["cores"]) == pytest.approx(4 * data["sops_per_inference"])
+
+
+def test_simulate_refuses_a_corrupt_image(tmp_path, capsys):
+    bad = tmp_path / "bad.chip"
+    bad.write_bytes(b"SPIKEMESH-CHIP\x00\x01" + b"\x00" * 40)
+    assert main(["simulate", str(bad), "--quiet"]) == 2
+    assert "fails its checksum" in capsys.readouterr().err
