@@ -62,8 +62,138 @@ def bench_training(quick: bool = False) -> dict[str, Any]:
             "hire_over_none": ratio, "markdown": md}
 
 
-BENCHES = {"training": bench_training}
+def bench_compile(quick: bool = False, model: str | None = None) -> dict[str, Any]:
+    """Compile time of untrained VGG5 and VGG9 (issue target: under 30 s each), cores, boards,
+    placement cost against naive row-major placement."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from compiler.compile import compile_checkpoint
+    from compiler.spec import load_spec
+    from training.checkpoint import save_checkpoint
+    from training.models import ModelConfig, build_model
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in ("vgg5",) if quick else ("vgg5", "vgg9"):
+            torch.manual_seed(0)
+            pt = Path(tmp) / f"{arch}.pt"
+            save_checkpoint(pt, build_model(ModelConfig(arch=arch, weight_bits=4)), dataset={})
+            s = compile_checkpoint(pt, load_spec("pku-nc64c"), Path(tmp) / f"{arch}.chip",
+                                   log=lambda _: None)
+            rows.append({"arch": arch, "seconds": s["seconds"], "cores": s["cores"],
+                         "board": s["board"], "bytes": s["bytes"],
+                         "placement_cost": s["placement_cost"], "row_major_cost": s["row_major_cost"]})
+    md = ["## Compile (pku-nc64c preset, 4-bit weights, untrained checkpoints)", "",
+          f"Machine: {machine_line()}", "",
+          "| model | total s | place s | cores | board | image MB | placement cost / row-major |",
+          "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        md.append(f"| {r['arch']} | {r['seconds']['total']:.1f} | {r['seconds']['place']:.1f} | "
+                  f"{r['cores']} | {r['board'][0]}x{r['board'][1]} | {r['bytes'] / 1e6:.1f} | "
+                  f"{r['placement_cost'] / r['row_major_cost']:.3f} |")
+    md.append("")
+    md.append("Target: under 30 s each on 2 cores.")
+    return {"benchmark": "compile", "machine": machine_info(), "rows": rows, "markdown": "\n".join(md)}
 
 
-def run_bench(which: str, quick: bool = False) -> dict[str, Any]:
-    return BENCHES[which](quick=quick)
+def bench_noc(quick: bool = False, model: str | None = None) -> dict[str, Any]:
+    """The NoC alone: 8x8 mesh, uniform random single-flit traffic at 0.1 packets/node/cycle
+    (issue target: >= 100,000 simulated cycles/s; BookSim2 ~9,000 on this machine type)."""
+    import numpy as np
+
+    from chipsim.noc import run_uniform, unicast_table
+
+    table = unicast_table(8, 8)
+    def stats():
+        return np.zeros(256, np.int64), np.zeros(64, np.int64), np.zeros(64, np.int64)
+    run_uniform(8, 8, 4, 1, table, 0.1, 100, 0, *stats())      # compile once
+    cycles = 20_000 if quick else 200_000
+    t0 = time.perf_counter()
+    injected, delivered = run_uniform(8, 8, 4, 1, table, 0.1, cycles, 1, *stats())
+    seconds = time.perf_counter() - t0
+    rate = cycles / seconds
+    md = "\n".join(["## NoC alone: 8x8 mesh, uniform random traffic, 0.1 packets/node/cycle", "",
+                    f"Machine: {machine_line()}", "",
+                    f"{cycles:,} cycles in {seconds:.2f} s: **{rate:,.0f} simulated cycles/s** "
+                    f"(target >= 100,000); {injected:,} packets injected, {delivered:,} delivered; "
+                    "buffer depth 4, 1 flit/cycle links, single-flit packets."])
+    return {"benchmark": "noc", "machine": machine_info(), "cycles": cycles, "seconds": seconds,
+            "cycles_per_second": rate, "injected": injected, "delivered": delivered, "markdown": md}
+
+
+def bench_chipsim(quick: bool = False, model: str | None = None) -> dict[str, Any]:
+    """Synaptic throughput of chipsim on VGG5 with real images, functional alone and end to end
+    with the NoC model, against the dense integer reference (numpy, float64 BLAS) on the same
+    images in the same process; results must be identical."""
+    import tempfile
+    from pathlib import Path
+
+    import numba
+    import numpy as np
+
+    from chipsim.machine import machine_from_arrays
+    from chipsim.run import simulate_dataset
+    from chipsim.simulate import Chip
+    from compiler.compile import compile_checkpoint
+    from compiler.image import load_integer_model
+    from compiler.reference import run_reference
+    from compiler.spec import load_spec
+    from spikemesh.chipimage import read_chip_image
+    from spikemesh.errors import UserError
+    from training.checkpoint import read_payload
+    from training.data import load_dataset
+
+    if model is None or not Path(model).exists():
+        raise UserError("bench chipsim needs a trained VGG5: pass --model PATH.pt (e.g. "
+                        "demo_out/model.pt from `spikemesh demo`)")
+    n = 8 if quick else 32
+    ds = read_payload(model).get("dataset", {})
+    val = load_dataset(ds.get("name", "synthetic"), None, val_size=ds.get("val_size", 5000)).val
+    images, labels = val.images.numpy()[:n], val.labels.numpy()[:n]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "m.chip"
+        compile_checkpoint(model, load_spec("pku-nc64c"), out, log=lambda _: None)
+        meta, arrays = read_chip_image(out)
+    machine = machine_from_arrays(meta, arrays)
+    chip = Chip(machine)
+    chip.run(images[:2])                                   # JIT compile outside the timing
+    t0 = time.perf_counter()
+    func = chip.run(images)
+    t_func = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    full = simulate_dataset(machine, images, labels, arrays=arrays, progress=False)
+    t_full = time.perf_counter() - t0
+    imodel = load_integer_model(meta, arrays)
+    t0 = time.perf_counter()
+    ref = run_reference(imodel, images)
+    t_ref = time.perf_counter() - t0
+    identical = bool(np.array_equal(ref.logits, func.logits))
+    sops = float(func.sops.sum())
+    threads = numba.get_num_threads()
+    rows = {"functional": t_func, "end to end with NoC": t_full, "dense integer reference": t_ref}
+    md = ["## chipsim on VGG5 (trained, synthetic validation images, pku-nc64c, 4-bit)", "",
+          f"Machine: {machine_line()}; numba threads {threads}", "",
+          f"{n} images, {sops / n / 1e6:.1f}M synaptic operations per image, "
+          f"{full['cycles_per_step']:,.0f} NoC cycles per step.", "",
+          "| run | s | images/s | M SOP/s | M SOP/s per core |", "|---|---|---|---|---|"]
+    for name, t in rows.items():
+        md.append(f"| {name} | {t:.2f} | {n / t:.2f} | {sops / t / 1e6:.0f} | "
+                  f"{sops / t / 1e6 / threads:.0f} |")
+    md += ["", f"functional chipsim / dense reference speed: **{t_ref / t_func:.2f}x** (target >= 3x); "
+           f"end to end with NoC / dense reference: {t_ref / t_full:.2f}x; outputs identical: {identical}",
+           "", "Targets: >= 500M SOP/s per core end to end including the NoC model."]
+    return {"benchmark": "chipsim", "machine": machine_info(), "n": n, "sops_per_image": sops / n,
+            "seconds": rows, "identical": identical, "threads": threads,
+            "cycles_per_step": full["cycles_per_step"], "markdown": "\n".join(md)}
+
+
+BENCHES = {"training": bench_training, "compile": bench_compile, "noc": bench_noc,
+           "chipsim": bench_chipsim}
+
+
+def run_bench(which: str, quick: bool = False, model: str | None = None) -> dict[str, Any]:
+    fn = BENCHES[which]
+    return fn(quick=quick) if which == "training" else fn(quick=quick, model=model)

@@ -215,14 +215,15 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from spikemesh.demo import run_demo
 
-    run_demo(Path(a.out), epochs=a.epochs, n_attack=a.n, progress=not a.quiet)
+    run_demo(Path(a.out), epochs=a.epochs, n_attack=a.n, n_sim=a.n_sim, progress=not a.quiet,
+             reuse_model=a.reuse_model)
     return 0
 
 
 def _cmd_bench(a: argparse.Namespace) -> int:
     from spikemesh.bench import run_bench
 
-    report = run_bench(a.which, quick=a.quick)
+    report = run_bench(a.which, quick=a.quick, model=a.model)
     print(report["markdown"])
     _write_json(a.json, report)
     return 0
@@ -339,11 +340,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo_out", help="folder for the model and reports")
     d.add_argument("--epochs", type=int, default=None, help="override the demo's training epochs")
     d.add_argument("--n", type=int, default=500, help="images in the attack evaluation")
+    d.add_argument("--n-sim", type=int, default=100, help="images simulated on the chip")
+    d.add_argument("--reuse-model", action="store_true",
+                   help="skip training when OUT/model.pt exists (e.g. to re-run the chip steps)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_cmd_demo)
 
     b = sub.add_parser("bench", help="run a benchmark and print a BENCHMARKS.md section")
-    b.add_argument("which", choices=["training"], help="what to benchmark")
+    b.add_argument("which", choices=["training", "compile", "noc", "chipsim"],
+                   help="what to benchmark")
+    b.add_argument("--model", default=None, help="chipsim: a trained VGG5 checkpoint")
     b.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
     b.add_argument("--json", default=None)
     b.set_defaults(func=_cmd_bench)

@@ -1,8 +1,10 @@
 """`spikemesh demo`: the whole chain on the embedded synthetic dataset, offline.
 
-Today: train a VGG5 (direct encoding, T=4; float, then a 4-bit QAT epoch), then run the
-algorithm-level FGSM table (float vs 4-bit weights, eps 2/8/16). Compile and simulate join
-the chain as those stages land.
+1. train a VGG5 (direct encoding, T=4; float, then a 4-bit QAT epoch);
+2. the algorithm-level FGSM table (float vs 4-bit weights, eps 2/8/16);
+3. compile it for the PKU-NC64C-style preset (--chips auto) and print the inspect summary;
+4. simulate validation images on the chip image, cycle-level, verified bit for bit against the
+   integer reference.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from spikemesh.atomic import write_text_atomic
 
 DEMO_EPOCHS = 4
@@ -18,10 +22,11 @@ DEMO_QAT_EPOCHS = 1
 DEMO_TRAIN_SIZE = 5000
 
 
-def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500,
-             progress: bool = True) -> dict:
+def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500, n_sim: int = 100,
+             progress: bool = True, reuse_model: bool = False) -> dict:
     from training.checkpoint import load_checkpoint
     from training.data import load_dataset
+    from training.evaluate import predict
     from training.models import ModelConfig
     from training.robustness import AttackSpec, evaluate_robustness, format_table
     from training.trainer import TrainConfig, train
@@ -33,15 +38,19 @@ def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500,
                       eval_size=1000, epochs=epochs or DEMO_EPOCHS, qat_epochs=DEMO_QAT_EPOCHS,
                       batch_size=32, lr=3e-4,
                       out=str(model_path))
-    print(f"[1/2] training VGG5 (direct, T=4) on {DEMO_TRAIN_SIZE} synthetic images for "
+    print(f"[1/4] training VGG5 (direct, T=4) on {DEMO_TRAIN_SIZE} synthetic images for "
           f"{cfg.epochs} epochs, the last {DEMO_QAT_EPOCHS} with 4-bit QAT -> {model_path}")
     t0 = time.perf_counter()
-    metrics = train(cfg, progress=progress)
+    if reuse_model and model_path.exists():
+        metrics = load_checkpoint(model_path).metrics
+        print(f"      reusing {model_path} (--reuse-model)")
+    else:
+        metrics = train(cfg, progress=progress)
     train_s = time.perf_counter() - t0
     print(f"      trained in {train_s:.0f}s: validation {metrics['val_acc_float']:.1f}% float, "
           f"{metrics['val_acc_quant']:.1f}% 4-bit")
 
-    print(f"[2/2] FGSM at eps 2/8/16 (/255) on {n_attack} validation images, float vs 4-bit")
+    print(f"[2/4] FGSM at eps 2/8/16 (/255) on {n_attack} validation images, float vs 4-bit")
     ckpt = load_checkpoint(model_path)
     data = load_dataset("synthetic", val_size=2000)
     result = evaluate_robustness(ckpt.model, data.val.head(n_attack),
@@ -52,4 +61,46 @@ def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500,
     print(format_table(result))
     write_text_atomic(out / "attack.json", json.dumps(result, indent=2) + "\n")
     print(f"wrote {out / 'attack.json'}")
+
+    from chipsim.machine import machine_from_arrays
+    from chipsim.run import simulate_dataset
+    from compiler.compile import compile_checkpoint
+    from compiler.image import load_integer_model
+    from compiler.inspect import format_summary, mesh_map, summarize
+    from compiler.spec import load_spec
+    from spikemesh.chipimage import read_chip_image
+    from spikemesh.crosscheck import CrossCheck
+
+    chip_path = out / "model.chip"
+    print(f"[3/4] compiling for pku-nc64c -> {chip_path}")
+    compiled = compile_checkpoint(model_path, load_spec("pku-nc64c"), chip_path)
+    meta, arrays = read_chip_image(chip_path)
+    print(format_summary(summarize(meta, arrays), mesh_map(meta, arrays)))
+
+    print(f"[4/4] simulating {n_sim} validation images on the chip, verified against the "
+          "integer reference")
+    check = CrossCheck(load_integer_model(meta, arrays), (meta["model"]["mean"], meta["model"]["std"]))
+    val = data.val.head(n_sim)
+    sim = simulate_dataset(machine_from_arrays(meta, arrays), val.images.numpy(),
+                           val.labels.numpy(), arrays=arrays, progress=progress, on_batch=check)
+    from training.evaluate import accuracy
+
+    ckpt.model.set_quantization(4)
+    algo_acc = accuracy(ckpt.model, val)
+    chip_pred = np.array(sim.pop("predictions"))
+    algo_pred = predict(ckpt.model, val).numpy()
+    sim["reference_match"] = True
+    sim["quant_algo_accuracy_same_images"] = algo_acc
+    sim["agreement_with_quant_algo"] = float((chip_pred == algo_pred).mean() * 100)
+    print(f"      on the same {sim['n']} images: chip {sim['accuracy']:.1f}%, 4-bit algorithm "
+          f"model {algo_acc:.1f}% (top-1 agreement {sim['agreement_with_quant_algo']:.1f}%); "
+          f"chip spikes match the integer reference bit for bit; "
+          f"{sim['cycles_per_step']:,.0f} cycles per step, "
+          f"{sim['energy_uj_per_inference']:.1f} uJ and {sim['sops_per_inference'] / 1e6:.0f}M "
+          f"SOPs per inference")
+    write_text_atomic(out / "simulate.json", json.dumps(sim, indent=2) + "\n")
+    result["compile"] = compiled
+    result["simulate"] = {k: v for k, v in sim.items() if k not in ("cores", "links", "routers")}
+    write_text_atomic(out / "summary.json", json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out / 'simulate.json'} and {out / 'summary.json'}")
     return result
