@@ -54,6 +54,7 @@ class Flat:
     in_route: np.ndarray
     slot_route: np.ndarray
     axon_core: np.ndarray       # int64 core of each global axon
+    acc_dtype: type             # np.int32 when no input accumulator can overflow it, else np.int64
 
 
 def _csr(lists_src: np.ndarray, lists_dst: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -145,6 +146,7 @@ def flatten(m: Machine) -> Flat:
         hs = holder_slot[li]
         slot_route[hs] = lay.route
     layer_sizes = np.array([lay.n_neurons for lay in m.layers], dtype=np.int64)
+    acc_bound = _accumulator_bound(m, cores, abase, axon_gain, host_fed)
     return Flat(
         n_slots=int(nbase[-1]), n_axons=int(abase[-1]), n_inputs=n_in,
         core_layer=np.array([c.layer for c in cores], dtype=np.int64),
@@ -161,7 +163,8 @@ def flatten(m: Machine) -> Flat:
         out_slot_class=out_slot_class, axon_gain=axon_gain, axon_nnz=axon_nnz, xbar=xbar,
         in_ptr=in_ptr, in_axon=in_axon, slot_ptr=slot_ptr, slot_axon=slot_axon,
         in_route=m.input_route.astype(np.int64), slot_route=slot_route,
-        axon_core=axon_core.astype(np.int64))
+        axon_core=axon_core.astype(np.int64),
+        acc_dtype=np.int32 if acc_bound < np.iinfo(np.int32).max else np.int64)
 
 
 def _holder_slots(m: Machine, nbase: np.ndarray) -> list[np.ndarray]:
@@ -178,3 +181,30 @@ def _axon_sources(m: Machine, layer: int, axons: np.ndarray) -> np.ndarray:
     if not m.layers[layer].pooled_input:
         return axons.astype(np.int64)[:, None]
     return merged_sources(m.layers[layer - 1].out_shape, axons)
+
+
+def _max_event(m: Machine, layer: int) -> int:
+    """Largest value one axon of ``layer`` can receive in one step (before the axon gain)."""
+    if layer == 0:
+        return {"direct": 255, "rate": 1, "phase": 128, "latency": 1}[m.encoding]
+    return 4 if m.layers[layer].pooled_input else 1
+
+
+def _accumulator_bound(m: Machine, cores, abase, axon_gain, host_fed: bool) -> int:
+    """An upper bound on any input accumulator: per crossbar core, the sum over axons of the
+    row's largest |weight| x the axon's largest event x its gain; a home core adds the bounds of
+    all partial cores of its layer (generous, and cheap)."""
+    worst = 0
+    partial_total: dict[int, int] = {}
+    for c in cores:
+        if c.crossbar is None:
+            continue
+        vmax = _max_event(m, c.layer) * axon_gain[abase[c.index]:abase[c.index + 1]]
+        bound = int((np.abs(c.crossbar).max(axis=1) * vmax).sum())
+        worst = max(worst, bound)
+        if c.role == ROLE_PARTIAL:
+            partial_total[c.layer] = partial_total.get(c.layer, 0) + bound
+    worst = max([worst, *partial_total.values()])
+    if host_fed:
+        worst = max(worst, 1 << 62)   # host currents are unbounded here: keep int64
+    return worst

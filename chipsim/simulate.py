@@ -68,8 +68,8 @@ class Chip:
                           f.is_output, f.layer_nbase, f.slot_neuron, f.slot_bias,
                           f.out_slot_class, f.axon_gain, f.axon_nnz, f.xbar, f.in_ptr, f.in_axon,
                           f.slot_ptr, f.slot_axon, f.in_route, f.slot_route, f.axon_core,
-                          self.mem_lo, self.mem_hi, out, rec, spikes_out, sops, pk_in, pk_out,
-                          route_pk)
+                          self.mem_lo, self.mem_hi, np.zeros(0, self.flat.acc_dtype), out, rec,
+                          spikes_out, sops, pk_in, pk_out, route_pk)
         spikes = None
         if record:
             spikes = {}
