@@ -32,38 +32,33 @@ def rule(name: str):
     return register
 
 
-def _worst(d: Design, size) -> tuple[int, CoreProgram] | None:
+def _per_core_limit(d: Design, name: str, size: Callable[[CoreProgram], int], limit: int,
+                    what: str) -> list[str]:
+    """The core that uses most of one per-core resource, if it exceeds the limit."""
     if not d.cores:
-        return None
-    c = max(d.cores, key=size)
-    return size(c), c
+        return []
+    core = max(d.cores, key=size)
+    if size(core) <= limit:
+        return []
+    return [f"rule {name}: layer {d.model.layers[core.layer].name} needs {size(core)} {what} on "
+            f"one core, the core has {limit}"]
 
 
 @rule("core-neurons")
 def core_neurons(d: Design) -> list[str]:
-    worst = _worst(d, lambda c: len(c.neurons))
-    if worst and worst[0] > d.spec.core.neurons:
-        return [f"rule core-neurons: layer {d.model.layers[worst[1].layer].name} puts {worst[0]} "
-                f"neurons on one core, the core has {d.spec.core.neurons}"]
-    return []
+    return _per_core_limit(d, "core-neurons", lambda c: len(c.neurons), d.spec.core.neurons,
+                           "neurons")
 
 
 @rule("core-axons")
 def core_axons(d: Design) -> list[str]:
-    worst = _worst(d, lambda c: len(c.axons))
-    if worst and worst[0] > d.spec.core.axons:
-        return [f"rule core-axons: layer {d.model.layers[worst[1].layer].name} needs {worst[0]} "
-                f"axons on one core, the core has {d.spec.core.axons}"]
-    return []
+    return _per_core_limit(d, "core-axons", lambda c: len(c.axons), d.spec.core.axons, "axons")
 
 
 @rule("core-synapse-memory")
 def core_synapse_memory(d: Design) -> list[str]:
-    worst = _worst(d, lambda c: c.synapse_bits)
-    if worst and worst[0] > d.spec.core.synapse_bits:
-        return [f"rule core-synapse-memory: layer {d.model.layers[worst[1].layer].name} needs "
-                f"{worst[0]} synapse bits on one core, the core has {d.spec.core.synapse_bits}"]
-    return []
+    return _per_core_limit(d, "core-synapse-memory", lambda c: c.synapse_bits,
+                           d.spec.core.synapse_bits, "synapse bits")
 
 
 @rule("weight-bits")
