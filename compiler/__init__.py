@@ -1,5 +1,7 @@
 """compiler: trained .pt -> chip image for a 2D-mesh neuromorphic chip.
 
-NOT IMPLEMENTED YET (issue 3): chip spec, integer model, lower/partition/place/route passes,
-design-rule checks and the chip image format land there. Nothing here is usable today.
+The compiler is a composition of passes, one module each (``compiler.compile`` composes them):
+spec (chip description) -> from_checkpoint + integer_model (quantize; the chip's arithmetic) ->
+partition -> connect -> place -> route -> rules -> image. ``reference`` is the integer model's
+batched numpy implementation; ``inspect`` summarizes an image.
 """
