@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chipsim.machine import ROLE_HOME, ROLE_PARTIAL, Machine
-from spikemesh.chipimage import merged_sources
+from chipsim.machine import Machine
+from spikemesh.chipimage import ROLE_HOME, ROLE_PARTIAL, merged_sources
 
 
 @dataclass

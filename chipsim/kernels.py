@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-ROLE_PARTIAL, ROLE_HOME = 1, 2
+from spikemesh.chipimage import ROLE_HOME, ROLE_PARTIAL
 
 
 @njit(cache=True, nogil=True)

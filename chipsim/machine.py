@@ -14,11 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from spikemesh.chipimage import expand_crossbar, read_chip_image
-from spikemesh.errors import UserError
-
-ROLE_NEURON, ROLE_PARTIAL, ROLE_HOME = 0, 1, 2
-FORMAT, VERSION = "spikemesh.chip", 1
+from spikemesh.chipimage import ROLE_HOME, ROLE_PARTIAL, check_image_format, expand_crossbar, read_chip_image
 
 
 @dataclass
@@ -84,14 +80,12 @@ def _units(lm: dict, codes: np.ndarray) -> np.ndarray:
 
 def load_machine(path: str | Path) -> Machine:
     meta, arrays = read_chip_image(path)
-    if meta.get("format") != FORMAT or meta.get("format_version") != VERSION:
-        raise UserError(f"{path} is a chip image of format {meta.get('format')!r} version "
-                        f"{meta.get('format_version')}; this chipsim runs {FORMAT} {VERSION}, "
-                        "recompile it")
-    return machine_from_arrays(meta, arrays)
+    return machine_from_arrays(meta, arrays, where=str(path))
 
 
-def machine_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Machine:
+def machine_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray],
+                        where: str = "chip image") -> Machine:
+    check_image_format(meta, where)
     m = meta["model"]
     layers = []
     for i, lm in enumerate(m["layers"]):

@@ -245,8 +245,8 @@ class Noc:
         self.src_router = np.where(self.from_host, 0, cy_[np.maximum(src, 0)] * self.gx
                                    + cx_[np.maximum(src, 0)])
         self.n_dst = np.diff(arrays["route.dst_ptr"]).astype(np.int64)
-        self.wave_of_route = wave_of_route
-        self.waves = np.unique(wave_of_route)
+        # routes of each wave, in wave order (computed once; run_step is called per image-step)
+        self.wave_routes = [np.nonzero(wave_of_route == w)[0] for w in np.unique(wave_of_route)]
         self.n_routers = n_routers
 
     def new_stats(self) -> dict[str, np.ndarray]:
@@ -258,8 +258,8 @@ class Noc:
         """Cycles for one time step, given packets per route; accumulates into ``stats``."""
         total = 0
         n, d = self.n_routers, self.depth
-        for w in self.waves:
-            routes = np.nonzero((self.wave_of_route == w) & (route_counts > 0))[0]
+        for in_wave in self.wave_routes:
+            routes = in_wave[route_counts[in_wave] > 0]
             if len(routes) == 0:
                 continue
             cyc = run_wave(self.gx, self.gy, self.cx, self.cy, d, self.bw, self.hop, self.chip_hop,

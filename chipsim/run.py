@@ -15,6 +15,7 @@ from tqdm import tqdm
 from chipsim.machine import Machine
 from chipsim.noc import Noc
 from chipsim.simulate import Chip, SimResult
+from spikemesh.chipimage import ROLES
 
 
 @dataclass
@@ -127,8 +128,7 @@ def report(machine: Machine, arrays: dict[str, np.ndarray], totals: Totals,
         "on_chip_hops": hop_flits * energy["pj_per_hop"] / n / 1e6,
         "chip_to_chip_hops": chip_flits * energy["pj_per_chip_hop"] / n / 1e6}
     layer_names = [l.name for l in machine.layers]
-    roles = ("neuron", "partial", "home")
-    out["cores"] = [{"x": c.x, "y": c.y, "layer": layer_names[c.layer], "role": roles[c.role],
+    out["cores"] = [{"x": c.x, "y": c.y, "layer": layer_names[c.layer], "role": ROLES[c.role],
                      "spikes_out": int(totals.spikes_out[c.index]), "sops": int(totals.sops[c.index]),
                      "packets_in": int(totals.packets_in[c.index]),
                      "packets_out": int(totals.packets_out[c.index])} for c in machine.cores]

@@ -8,7 +8,8 @@ import numpy as np
 
 from chipsim import kernels
 from chipsim.flat import Flat, flatten
-from chipsim.machine import ROLE_PARTIAL, Machine
+from chipsim.machine import Machine
+from spikemesh.chipimage import ROLE_PARTIAL
 from spikemesh.hostinput import encode_step, host_currents
 
 

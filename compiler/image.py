@@ -14,13 +14,11 @@ import numpy as np
 
 from compiler.connect import Routes
 from compiler.integer_model import IntegerModel, IntLayer, Leak
-from compiler.partition import ROLES, CoreProgram
+from compiler.partition import CoreProgram
 from compiler.place import Placement
 from compiler.route import RoutingTables
 from compiler.spec import ChipSpec
-
-IMAGE_FORMAT = "spikemesh.chip"
-IMAGE_VERSION = 1
+from spikemesh.chipimage import IMAGE_FORMAT, IMAGE_VERSION, ROLES
 
 
 def _ptr(chunks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -103,13 +101,3 @@ def load_integer_model(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> I
             bias=arrays.get(f"layer{i}.bias")))
     return IntegerModel(tuple(layers), m["timesteps"], m["encoding"], m["input_path"],
                         m["membrane_bits"], m["num_classes"], tuple(m["class_names"]))
-
-
-def check_image(meta: dict[str, Any], where: str) -> None:
-    from spikemesh.errors import UserError
-
-    if meta.get("format") != IMAGE_FORMAT:
-        raise UserError(f"{where} is not a spikemesh chip image (format {meta.get('format')!r})")
-    if meta.get("format_version") != IMAGE_VERSION:
-        raise UserError(f"{where} has chip image version {meta.get('format_version')}, this "
-                        f"spikemesh reads version {IMAGE_VERSION}; recompile it")

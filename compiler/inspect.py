@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from compiler.partition import ROLES
 from compiler.route import PORT_NAMES, link_endpoints
+from spikemesh.chipimage import ROLES
 
 LAYER_CHARS = string.ascii_uppercase
 

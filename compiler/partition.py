@@ -23,8 +23,6 @@ from compiler.integer_model import IntegerModel, IntLayer
 from compiler.spec import ChipSpec
 from spikemesh.errors import UserError
 
-ROLES = ("neuron", "partial", "home")
-
 
 @dataclass
 class CoreProgram:

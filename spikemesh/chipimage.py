@@ -26,6 +26,23 @@ MAGIC = b"SPIKEMESH-CHIP\x00"
 CONTAINER_VERSION = 1
 HEADER = len(MAGIC) + 1 + 32
 
+# The self-description inside the container (meta["format"], meta["format_version"]).
+IMAGE_FORMAT = "spikemesh.chip"
+IMAGE_VERSION = 1
+# Core roles as stored in "core.role": crossbar -> neurons; crossbar -> partial sums sent to a
+# home core; graded partial sums (or host currents) -> neurons.
+ROLES = ("neuron", "partial", "home")
+ROLE_NEURON, ROLE_PARTIAL, ROLE_HOME = range(3)
+
+
+def check_image_format(meta: dict[str, Any], where: str) -> None:
+    """Refuse an image whose self-description is not one this spikemesh reads."""
+    if meta.get("format") != IMAGE_FORMAT:
+        raise UserError(f"{where} is not a spikemesh chip image (format {meta.get('format')!r})")
+    if meta.get("format_version") != IMAGE_VERSION:
+        raise UserError(f"{where} has chip image version {meta.get('format_version')}, this "
+                        f"spikemesh reads version {IMAGE_VERSION}; recompile it")
+
 
 def write_chip_image(path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
     """Write atomically; return the file size in bytes."""

@@ -146,12 +146,11 @@ def _cmd_compile(a: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(a: argparse.Namespace) -> int:
-    from compiler.image import check_image
     from compiler.inspect import format_summary, mesh_map, summarize
-    from spikemesh.chipimage import read_chip_image
+    from spikemesh.chipimage import check_image_format, read_chip_image
 
     meta, arrays = read_chip_image(a.image)
-    check_image(meta, a.image)
+    check_image_format(meta, a.image)
     summary = summarize(meta, arrays)
     if a.json:
         print(json.dumps(summary, indent=2))

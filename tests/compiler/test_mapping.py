@@ -92,14 +92,19 @@ def test_xy_paths_go_x_first():
     assert [(x, y, p) for x, y, p in hops] == [(0, 0, EAST), (1, 0, EAST), (2, 0, SOUTH)]
 
 
-def test_routing_tables_deliver_every_route_to_exactly_its_destinations():
-    rng = np.random.default_rng(4)
+def tiny_routed(seed: int):
+    """A random tiny network partitioned, connected and placed on a 2x2 board."""
     spec = tiny_spec()
-    model = integer_model(random_layers(rng), spec=spec)
+    model = integer_model(random_layers(np.random.default_rng(seed)), spec=spec)
     cores, _ = partition(model, spec)
     spec = spec.with_board(2, 2)
     routes = connect(model, cores)
-    placement = place(len(cores), core_edges(routes), spec)
+    return spec, cores, routes, core_edges(routes)
+
+
+def test_routing_tables_deliver_every_route_to_exactly_its_destinations():
+    spec, cores, routes, edges = tiny_routed(4)
+    placement = place(len(cores), edges, spec)
     grid = Grid(spec)
     tables = route_all(routes, placement, grid)
     table = {(int(r), int(q)): int(p) for r, q, p in
@@ -123,12 +128,7 @@ def test_routing_tables_deliver_every_route_to_exactly_its_destinations():
 
 
 def test_placement_is_deterministic_and_beats_row_major():
-    rng = np.random.default_rng(5)
-    spec = tiny_spec()
-    model = integer_model(random_layers(rng), spec=spec)
-    cores, _ = partition(model, spec)
-    spec = spec.with_board(2, 2)
-    edges = core_edges(connect(model, cores))
+    spec, cores, _, edges = tiny_routed(5)
     a, b = place(len(cores), edges, spec), place(len(cores), edges, spec)
     assert np.array_equal(a.x, b.x) and np.array_equal(a.y, b.y)
     assert a.cost < a.row_major_cost
