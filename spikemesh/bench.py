@@ -102,18 +102,14 @@ def bench_compile(quick: bool = False, model: str | None = None) -> dict[str, An
 def bench_noc(quick: bool = False, model: str | None = None) -> dict[str, Any]:
     """The NoC alone: 8x8 mesh, uniform random single-flit traffic at 0.1 packets/node/cycle
     (issue target: >= 100,000 simulated cycles/s; BookSim2 ~9,000 on this machine type)."""
-    import numpy as np
+    from chipsim.noc import uniform_traffic
 
-    from chipsim.noc import run_uniform, unicast_table
-
-    table = unicast_table(8, 8)
-    def stats():
-        return np.zeros(256, np.int64), np.zeros(64, np.int64), np.zeros(64, np.int64)
-    run_uniform(8, 8, 4, 1, table, 0.1, 100, 0, *stats())      # compile once
+    uniform_traffic(8, 8, rate=0.1, cycles=100)              # compile once
     cycles = 20_000 if quick else 200_000
     t0 = time.perf_counter()
-    injected, delivered = run_uniform(8, 8, 4, 1, table, 0.1, cycles, 1, *stats())
+    res = uniform_traffic(8, 8, rate=0.1, cycles=cycles, seed=1)
     seconds = time.perf_counter() - t0
+    injected, delivered = res["injected"], res["delivered"]
     rate = cycles / seconds
     md = "\n".join(["## NoC alone: 8x8 mesh, uniform random traffic, 0.1 packets/node/cycle", "",
                     f"Machine: {machine_line()}", "",
