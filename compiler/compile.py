@@ -78,7 +78,7 @@ def compile_model(model: IntegerModel, spec: ChipSpec, *, chips: tuple[int, int]
     routes = connect(model, cores, seed=seed)
     times["connect"] = time.perf_counter() - t
     t = time.perf_counter()
-    placement = place(len(cores), core_edges(routes), spec, seed=seed)
+    placement = place(len(cores), core_edges(routes, cores), spec, seed=seed)
     times["place"] = time.perf_counter() - t
     t = time.perf_counter()
     tables = route_all(routes, placement, Grid(spec))

@@ -2,8 +2,11 @@
 
 Cost = sum over core pairs of packets-per-step x hop cost, where an on-chip hop costs 1 and a
 chip-to-chip hop costs chip_hop_cycles / hop_cycles. The host's input port sits west of core
-(0, 0). Greedy construction in layer order (each core takes the free slot nearest, by cost, to
-the cores already placed that it talks to), then a local search of moves and swaps.
+(0, 0). Greedy construction (each core takes the free slot nearest, by cost, to the cores
+already placed that it talks to), then a local search of moves and swaps. Cores are placed in
+order of their traffic with the cores placed so far, heaviest first: a home core then follows
+its first partial core and pulls the others next to it (in layer order the partial cores had
+all been placed, scattered, before their home).
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ def place(n_cores: int, edges: tuple[np.ndarray, np.ndarray, np.ndarray], spec: 
     py = np.full(n_cores, -2, dtype=np.int64)
     free = np.ones(n_slots, dtype=bool)
     last = 0
-    for c in range(n_cores):
+    for c in _greedy_order(n_cores, nbr):
         placed = [(o, ww) for o, ww in nbr[c] if o == HOST or px[o] > -2]
         cand = np.nonzero(free)[0]
         if placed:
@@ -95,6 +98,24 @@ def place(n_cores: int, edges: tuple[np.ndarray, np.ndarray, np.ndarray], spec: 
     return Placement(px.astype(np.int32), py.astype(np.int32),
                      placement_cost(grid, px, py, src, dst, w),
                      placement_cost(grid, rx, ry, src, dst, w))
+
+
+def _greedy_order(n_cores: int, nbr: list[list[tuple[int, float]]]) -> list[int]:
+    """Cores by traffic with those already ordered, heaviest first (ties: lowest index; the
+    host counts as ordered from the start)."""
+    attach = np.zeros(n_cores)
+    for c in range(n_cores):
+        attach[c] = sum(w for o, w in nbr[c] if o == HOST)
+    done = np.zeros(n_cores, dtype=bool)
+    order = []
+    for _ in range(n_cores):
+        c = int(np.argmax(np.where(done, -1.0, attach)))
+        done[c] = True
+        order.append(c)
+        for o, w in nbr[c]:
+            if o != HOST:
+                attach[o] += w
+    return order
 
 
 def _core_cost(grid: Grid, px, py, nbr, c: int, x: int, y: int, skip: int = -3) -> float:

@@ -6,7 +6,7 @@ import torch
 
 from compiler.compile import compile_checkpoint, parse_chips
 from compiler.connect import HOST, connect, core_edges
-from compiler.partition import partition
+from compiler.partition import holders, home_capacity, partition
 from compiler.place import Grid, place
 from compiler.route import EAST, LOCAL, SOUTH, STEP, route_all, xy_path_links
 from compiler.rules import RULES, Design, violations
@@ -87,6 +87,35 @@ def test_fan_in_split_partial_sums_equal_the_direct_computation():
     assert np.array_equal(total, direct)
 
 
+@pytest.mark.parametrize("neurons", [32, 64])   # partial tiles within / beyond a home's 40 axons
+def test_each_partial_core_feeds_one_home_core_and_plans_count_the_cores(neurons):
+    spec = tiny_spec()
+    spec = dataclasses.replace(spec, core=dataclasses.replace(spec.core, neurons=neurons))
+    model = integer_model(random_layers(np.random.default_rng(3), channels=(6, 12)), spec=spec)
+    cores, plans = partition(model, spec)
+    for plan in plans:
+        assert plan.cores == sum(1 for c in cores if c.layer == plan.layer)
+    hold = holders(cores, model)[1]
+    assert (hold >= 0).all()
+    partials = [c for c in cores if c.layer == 1 and c.role == "partial"]
+    cap = home_capacity(spec)
+    assert partials and all(len(set(hold[c.neurons].tolist())) == -(-len(c.neurons) // cap)
+                            for c in partials)
+    homes = [c for c in cores if c.layer == 1 and c.role == "home"]
+    assert all(len(c.neurons) <= home_capacity(spec) for c in homes)
+
+
+def test_host_fed_conv_cores_hold_every_channel_of_a_window():
+    spec = tiny_spec()
+    layers = random_layers(np.random.default_rng(0))
+    model = dataclasses.replace(integer_model(layers, spec=spec), input_path="host")
+    cores, _ = partition(model, spec)
+    c_out, h, w = model.layers[0].out_shape
+    for c in (c for c in cores if c.layer == 0):
+        ch, pix = np.divmod(c.neurons, h * w)
+        assert c.role == "home" and len(c.neurons) == c_out * len(set(pix.tolist()))
+
+
 def test_xy_paths_go_x_first():
     hops = xy_path_links(0, 0, 2, 1)
     assert [(x, y, p) for x, y, p in hops] == [(0, 0, EAST), (1, 0, EAST), (2, 0, SOUTH)]
@@ -99,7 +128,7 @@ def tiny_routed(seed: int):
     cores, _ = partition(model, spec)
     spec = spec.with_board(2, 2)
     routes = connect(model, cores)
-    return spec, cores, routes, core_edges(routes)
+    return spec, cores, routes, core_edges(routes, cores)
 
 
 def test_routing_tables_deliver_every_route_to_exactly_its_destinations():
