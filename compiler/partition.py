@@ -172,8 +172,7 @@ def _fc_cores(i: int, layer: IntLayer, plan: LayerPlan, k: int) -> list[CoreProg
     cores = []
     for g in range(plan.groups):
         axons = np.arange(g * cg, min((g + 1) * cg, n_in), dtype=np.int32)
-        for n0 in range(0, n_out, per):
-            neurons = np.arange(n0, min(n0 + per, n_out), dtype=np.int32)
+        for neurons in _fc_tiles(n_out, per):
             role = "partial" if plan.groups > 1 else "neuron"
             cores.append(CoreProgram(i, role, g, neurons, axons, len(axons) * len(neurons) * k))
     return cores
@@ -188,6 +187,11 @@ def _conv_tile_sizes(out_shape: tuple[int, ...], tile: tuple[int, int, int]) -> 
     """Neurons in each tile of a conv layer, in the order _conv_cores makes them."""
     sizes = [np.minimum(t, n - np.arange(0, n, t)) for n, t in zip(out_shape, tile, strict=True)]
     return (sizes[0][:, None, None] * sizes[1][None, :, None] * sizes[2][None, None, :]).ravel()
+
+
+def _fc_tiles(n_out: int, per: int) -> list[np.ndarray]:
+    """Runs of ``per`` consecutive neurons of a fully connected layer."""
+    return [np.arange(a, min(a + per, n_out), dtype=np.int32) for a in range(0, n_out, per)]
 
 
 def _fc_tile_sizes(n_out: int, per: int) -> np.ndarray:
@@ -226,11 +230,8 @@ def partition(model: IntegerModel, spec: ChipSpec) -> tuple[list[CoreProgram], l
         plan = plan_layer(i, layer, spec, host_input=host)
         plans.append(plan)
         if host:   # neurons fed by the host: home cores of whole tiles
-            if layer.kind == "conv":
-                tiles = [t[2] for t in _conv_tiles_neurons(layer.out_shape, plan.tile)]
-            else:
-                n, per = int(np.prod(layer.out_shape)), plan.tile[0]
-                tiles = [np.arange(a, min(a + per, n)) for a in range(0, n, per)]
+            tiles = ([t[2] for t in _conv_tiles_neurons(layer.out_shape, plan.tile)]
+                     if layer.kind == "conv" else _fc_tiles(int(np.prod(layer.out_shape)), plan.tile[0]))
             cores += _home_cores(i, tiles, spec)
             continue
         k = layer.weight_bits
