@@ -391,7 +391,7 @@ class Noc:
         self.n_routers = n_routers
         hosted = [w for w, r in enumerate(self.wave_routes) if self.from_host[r].all()]
         self.input_wave = hosted[0] if hosted else -1
-        self._input_waves: dict[tuple[int, bytes], tuple] = {}   # shared by threads: the GIL
+        self._input_waves: dict[bytes, tuple] = {}   # shared by threads: the GIL
         # makes each dict operation atomic, and a wave computed twice gives the same result
 
     def new_stats(self) -> dict[str, np.ndarray]:
@@ -412,25 +412,30 @@ class Noc:
             counts = route_counts[in_wave]
             if not counts.any():
                 continue
-            key = (w, hashlib.blake2b(counts.tobytes(), digest_size=16).digest())
-            if key in self._input_waves:
-                cyc, flits, peak, stalls = self._input_waves[key]
-            else:
-                flits, peak, stalls = (np.zeros_like(stats[k]) for k in ("link_flits", "peak",
-                                                                          "stalls"))
-                routes = in_wave[counts > 0]
-                cyc = run_wave(self.bw, self.nb, self.lat, self.table, routes.astype(np.int64),
-                               route_counts[routes].astype(np.int64), self.src_router,
-                               self.from_host, self.n_dst, *state, flits, peak, stalls, MAX_CYCLES,
-                               scan_all)
-                if cyc < 0:
-                    raise RuntimeError("NoC did not drain: a deadlock in the router model")
-                if w == self.input_wave:
-                    if len(self._input_waves) > 64:
-                        self._input_waves.clear()
-                    self._input_waves[key] = (cyc, flits, peak, stalls)
-            stats["link_flits"] += flits
-            np.maximum(stats["peak"], peak, out=stats["peak"])
-            stats["stalls"] += stalls
+            if w != self.input_wave:
+                total += self._run_wave(in_wave, counts, state, stats, scan_all)
+                continue
+            key = hashlib.blake2b(counts.tobytes(), digest_size=16).digest()
+            if key not in self._input_waves:
+                mine = self.new_stats()
+                cyc = self._run_wave(in_wave, counts, state, mine, scan_all)
+                if len(self._input_waves) > 64:
+                    self._input_waves.clear()
+                self._input_waves[key] = (cyc, mine)
+            cyc, mine = self._input_waves[key]
+            stats["link_flits"] += mine["link_flits"]
+            np.maximum(stats["peak"], mine["peak"], out=stats["peak"])
+            stats["stalls"] += mine["stalls"]
             total += cyc
         return total
+
+    def _run_wave(self, in_wave: np.ndarray, counts: np.ndarray, state: tuple,
+                  stats: dict[str, np.ndarray], scan_all: bool) -> int:
+        routes = in_wave[counts > 0]
+        cyc = run_wave(self.bw, self.nb, self.lat, self.table, routes.astype(np.int64),
+                       counts[counts > 0].astype(np.int64), self.src_router, self.from_host,
+                       self.n_dst, *state, stats["link_flits"], stats["peak"], stats["stalls"],
+                       MAX_CYCLES, scan_all)
+        if cyc < 0:
+            raise RuntimeError("NoC did not drain: a deadlock in the router model")
+        return cyc
