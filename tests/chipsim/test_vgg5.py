@@ -36,6 +36,18 @@ def test_vgg5_spikes_match_the_reference_bit_for_bit(vgg5_chip):
     assert all(res.spikes[name].sum() > 0 for name in res.spikes)
 
 
+def test_identical_crossbars_are_stored_once_and_read_back_whole(vgg5_chip):
+    machine = load_machine(vgg5_chip)
+    flat = Chip(machine).flat
+    with_xbar = [c for c in machine.cores if c.crossbar is not None]
+    for c in with_xbar:
+        start = flat.xbase[c.index]
+        np.testing.assert_array_equal(flat.xbar[start:start + c.crossbar.size].reshape(c.crossbar.shape),
+                                      c.crossbar)
+    assert flat.xbar.size < sum(c.crossbar.size for c in with_xbar) / 3   # conv tiles repeat
+    assert flat.xbar.dtype == np.int8                                      # 4-bit weights
+
+
 def test_verify_catches_a_broken_chip(vgg5_chip):
     meta, arrays = read_chip_image(vgg5_chip)
     machine = load_machine(vgg5_chip)
