@@ -19,6 +19,7 @@ import numpy as np
 
 from chipsim.machine import Machine
 from spikemesh.chipimage import ROLE_HOME, ROLE_PARTIAL, merged_sources
+from spikemesh.hostinput import MAX_INPUT_EVENT
 
 
 @dataclass
@@ -208,7 +209,7 @@ def _axon_sources(m: Machine, layer: int, axons: np.ndarray) -> np.ndarray:
 def _max_event(m: Machine, layer: int) -> int:
     """Largest value one axon of ``layer`` can receive in one step (before the axon gain)."""
     if layer == 0:
-        return {"direct": 255, "rate": 1, "phase": 128, "latency": 1}[m.encoding]
+        return MAX_INPUT_EVENT[m.encoding]
     return 4 if m.layers[layer].pooled_input else 1
 
 

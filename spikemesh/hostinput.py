@@ -15,6 +15,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+# the largest event value one input pixel can send in one step, per encoding
+MAX_INPUT_EVENT = {"direct": 255, "rate": 1, "phase": 128, "latency": 1}
+
 
 def encode_step(images: np.ndarray, encoding: str, t: int, timesteps: int,
                 rng: np.random.Generator | None) -> np.ndarray:

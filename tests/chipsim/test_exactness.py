@@ -29,7 +29,7 @@ def assert_bit_exact(model, meta, arrays, images, seed=0):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), encoding=st.sampled_from(["direct", "rate", "phase", "latency"]),
        reset=st.sampled_from(["soft", "hard"]), leak=st.sampled_from([1.0, 0.5, 0.75, 0.3]),
-       bits=st.integers(1, 6), input_path=st.sampled_from(["graded", "host"]))
+       bits=st.integers(1, 8), input_path=st.sampled_from(["graded", "host"]))
 def test_random_networks_are_bit_exact(seed, encoding, reset, leak, bits, input_path):
     rng = np.random.default_rng(seed)
     spec = tiny_spec(input_path=input_path)
