@@ -58,7 +58,6 @@ class Flat:
     # routes, for traffic accounting: input index / slot -> route id (-1 none)
     in_route: np.ndarray
     slot_route: np.ndarray
-    axon_core: np.ndarray       # int64 core of each global axon
     acc_dtype: type             # np.int32 when no input accumulator can overflow it, else np.int64
 
 
@@ -83,7 +82,6 @@ def flatten(m: Machine) -> Flat:
     xbase, xbar = _pack_crossbars(cores)
     axon_nnz = np.zeros(int(abase[-1]), dtype=np.int64)
     axon_gain = np.ones(int(abase[-1]), dtype=np.int64)
-    axon_core = np.repeat(np.arange(len(cores)), na)
     slot_neuron = np.concatenate([c.neurons for c in cores]) if cores else np.zeros(0, np.int64)
     slot_bias = np.zeros(int(nbase[-1]), dtype=np.int64)
     out_slot_class = np.full(int(nbase[-1]), -1, dtype=np.int64)
@@ -162,7 +160,6 @@ def flatten(m: Machine) -> Flat:
         out_slot_class=out_slot_class, axon_gain=axon_gain, axon_nnz=axon_nnz, xbar=xbar,
         in_ptr=in_ptr, in_axon=in_axon, slot_ptr=slot_ptr, slot_axon=slot_axon,
         in_route=m.input_route.astype(np.int64), slot_route=slot_route,
-        axon_core=axon_core.astype(np.int64),
         acc_dtype=np.int32 if acc_bound < np.iinfo(np.int32).max else np.int64)
 
 

@@ -19,12 +19,12 @@ from spikemesh.chipimage import ROLE_HOME, ROLE_PARTIAL
 
 
 @njit(cache=True, nogil=True)
-def _deliver(lo, hi, fan_axon, value, axv, axp, axon_core, pk_in):
+def _deliver(lo, hi, fan_axon, value, ax):
+    """A packet lands on each axon of its fan-out: ax[a] = (summed value, packet count)."""
     for k in range(lo, hi):
         a = fan_axon[k]
-        axv[a] += value
-        axp[a] += 1
-        pk_in[axon_core[a]] += 1
+        ax[a, 0] += value
+        ax[a, 1] += 1
 
 
 @njit(cache=True, nogil=True, fastmath=True)
@@ -41,7 +41,7 @@ def _row_add(acc, xbar, s0, row, nn, va):
 def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr, threshold,
               leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron, slot_bias,
               out_slot_class, axon_gain, axon_nnz, xbar, in_ptr, in_axon, slot_ptr, slot_axon,
-              in_route, slot_route, axon_core, mem_lo, mem_hi, acc_proto,
+              in_route, slot_route, mem_lo, mem_hi, acc_proto,
               out, record, spikes_out, sops, pk_in, pk_out, route_pk):
     """Run all T steps of one image. ``inputs`` (T, n_in) int64 event values (0 = no event).
     ``record`` is (T, n_neurons_total) uint8 or (0, 0) to skip recording. Input accumulators
@@ -53,19 +53,18 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
     u = np.zeros(n_slots, dtype=np.int64)
     acc = np.zeros(n_slots, dtype=acc_proto.dtype)
     vbox = np.zeros(1, dtype=acc_proto.dtype)    # casts an event value to the accumulator type
-    axv = np.zeros(abase[-1], dtype=np.int64)
-    axp = np.zeros(abase[-1], dtype=np.int64)
+    # value and packet count of each axon side by side: a delivery touches one cache line.
+    # Each core reads its axons once per step and clears them as it reads (no per-step memset).
+    ax = np.zeros((abase[-1], 2), dtype=np.int64)
     do_record = record.shape[0] > 0
     for t in range(n_steps):
-        axv[:] = 0
-        axp[:] = 0
         for i in range(inputs.shape[1]):
             v = inputs[t, i]
             if v != 0:
                 r = in_route[i]
                 if r >= 0:
                     route_pk[t, r] += 1
-                _deliver(in_ptr[i], in_ptr[i + 1], in_axon, v, axv, axp, axon_core, pk_in)
+                _deliver(in_ptr[i], in_ptr[i + 1], in_axon, v, ax)
         for l in range(n_layers):
             c0, c1 = layer_core_ptr[l], layer_core_ptr[l + 1]
             for c in range(c0, c1):
@@ -75,15 +74,24 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
                     # graded partial sums (or host currents) land on axon j = neuron j
                     a0 = abase[c]
                     for j in range(nn):
-                        acc[s0 + j] += axv[a0 + j]
+                        acc[s0 + j] += ax[a0 + j, 0]
+                        pk_in[c] += ax[a0 + j, 1]
+                        ax[a0 + j, 0] = 0
+                        ax[a0 + j, 1] = 0
                     continue
                 for a in range(abase[c], abase[c + 1]):
-                    v = axv[a]
+                    p = ax[a, 1]
+                    if p == 0:
+                        continue
+                    v = ax[a, 0]
+                    ax[a, 0] = 0
+                    ax[a, 1] = 0
+                    pk_in[c] += p
+                    sops[c] += axon_nnz[a] * p      # every packet drives the row on chip
                     if v == 0:
                         continue
                     vbox[0] = v * axon_gain[a]
                     va = vbox[0]
-                    sops[c] += axon_nnz[a] * axp[a]
                     row = xbase[c] + (a - abase[c]) * nn
                     _row_add(acc, xbar, s0, row, nn, va)
                 if core_role[c] == ROLE_PARTIAL:
@@ -94,8 +102,7 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
                             r = slot_route[s]
                             if r >= 0:
                                 route_pk[t, r] += 1
-                            _deliver(slot_ptr[s], slot_ptr[s + 1], slot_axon, ps, axv, axp,
-                                     axon_core, pk_in)
+                            _deliver(slot_ptr[s], slot_ptr[s + 1], slot_axon, ps, ax)
                         acc[s] = 0
             # the layer's tick
             th = threshold[l]
@@ -129,8 +136,7 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
                         if r >= 0:
                             pk_out[c] += 1
                             route_pk[t, r] += 1
-                        _deliver(slot_ptr[s], slot_ptr[s + 1], slot_axon, 1, axv, axp,
-                                 axon_core, pk_in)
+                        _deliver(slot_ptr[s], slot_ptr[s + 1], slot_axon, 1, ax)
                     u[s] = x
 
 
@@ -138,12 +144,12 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
 def run_batch(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr, threshold,
               leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron, slot_bias,
               out_slot_class, axon_gain, axon_nnz, xbar, in_ptr, in_axon, slot_ptr, slot_axon,
-              in_route, slot_route, axon_core, mem_lo, mem_hi, acc_proto,
+              in_route, slot_route, mem_lo, mem_hi, acc_proto,
               out, record, spikes_out, sops, pk_in, pk_out, route_pk):
     """``run_image`` over a batch (B, T, n_in); every output array has a leading batch axis."""
     for b in prange(inputs.shape[0]):
         run_image(inputs[b], core_role, nbase, abase, xbase, core_shift, layer_core_ptr, threshold,
                   leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron,
                   slot_bias, out_slot_class, axon_gain, axon_nnz, xbar, in_ptr, in_axon,
-                  slot_ptr, slot_axon, in_route, slot_route, axon_core, mem_lo, mem_hi,
+                  slot_ptr, slot_axon, in_route, slot_route, mem_lo, mem_hi,
                   acc_proto, out[b], record[b], spikes_out[b], sops[b], pk_in[b], pk_out[b], route_pk[b])
