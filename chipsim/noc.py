@@ -58,18 +58,22 @@ def mesh_links(gx: int, gy: int, cx: int, cy: int, hop: int, chip_hop: int
 
 # columns of the state arrays (see new_state)
 HEAD, TAIL, COUNT = 0, 1, 2             # port[router, port, :]; COUNT as credits see it
-BUSY, LAST_VISIT, SLEEP_STALLS, NONEMPTY = 0, 1, 2, 3   # router[router, :]
+BUSY, LAST_VISIT, SLEEP_STALLS, NONEMPTY, BLOCKED = 0, 1, 2, 3, 4   # router[router, :]
 # a buffered packet is one int64: route id in bits 0-23, the outputs it still has to take
 # here in bits 24-28, the cycle it may leave from bit 32
 MASK_SHIFT, READY_SHIFT = 24, 32
 MAX_ROUTES = 1 << MASK_SHIFT
 MAX_CYCLES = 1 << 30     # per wave; far beyond any real wave, within the packed cycle field
+# index of the lowest set bit of a 5-bit mask: the switch walks set bits instead of testing
+# all five ports and outputs (data-dependent branches were much of a visit's cost)
+_LOWEST_BIT = np.array([0] + [(m & -m).bit_length() - 1 for m in range(1, 32)], dtype=np.int64)
 
 
 def new_state(n_routers: int, depth: int, max_latency: int) -> tuple[np.ndarray, ...]:
     """Buffers and wake-up bookkeeping for ``n_routers``, reusable across waves:
     fifo (packed packets), port (head and tail slot, occupancy), router (packets buffered,
-    cycle of its last visit, stalls per cycle while asleep, bit mask of non-empty inputs),
+    cycle of its last visit, stalls per cycle while asleep, bit mask of non-empty inputs, bit
+    mask of the outputs whose missing credit keeps it asleep),
     wheel (routers to visit, by cycle modulo its length; column 0 counts them), queued (cycle
     a router is queued for, per wheel slot) and pops (buffers r * 8 + p emptied this cycle;
     element 0 counts them)."""
@@ -77,7 +81,7 @@ def new_state(n_routers: int, depth: int, max_latency: int) -> tuple[np.ndarray,
     while wheel <= max_latency:       # a wake-up is never further ahead than one link's latency
         wheel *= 2
     return (np.zeros((n_routers, 5, depth), np.int64), np.zeros((n_routers, 5, 3), np.int64),
-            np.zeros((n_routers, 4), np.int64), np.zeros((wheel, n_routers + 1), np.int64),
+            np.zeros((n_routers, 5), np.int64), np.zeros((wheel, n_routers + 1), np.int64),
             np.full((n_routers, wheel), -1, np.int64), np.zeros(n_routers * 5 + 1, np.int64))
 
 
@@ -127,15 +131,16 @@ def _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat, table,
     delivered = 0
     moved = 0
     stalled = 0
+    blocked = 0                     # outputs a head waits on for a downstream credit
     next_ready = _NEVER
     start = c % 5
     nonempty = router[r, NONEMPTY]
-    for k in range(5):
-        p = start + k
+    waiting = ((nonempty >> start) | (nonempty << (5 - start))) & 31   # bit k: port start + k
+    while waiting:
+        p = start + _LOWEST_BIT[waiting]
+        waiting &= waiting - 1
         if p >= 5:
             p -= 5
-        if not (nonempty >> p) & 1:
-            continue
         h = port[r, p, HEAD]
         e = fifo[r, p, h]
         ready = e >> READY_SHIFT
@@ -144,9 +149,10 @@ def _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat, table,
             continue
         mask = (e >> MASK_SHIFT) & 31
         route = e & (MAX_ROUTES - 1)
-        for o in range(5):
-            if not (mask >> o) & 1:
-                continue
+        outputs = mask
+        while outputs:
+            o = _LOWEST_BIT[outputs]
+            outputs &= outputs - 1
             if (used >> (8 * o)) & 0xFF >= bw:
                 stalled += 1
                 continue
@@ -158,6 +164,7 @@ def _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat, table,
                 q = o ^ 1   # the input port facing back: east<->west, south<->north
                 if port[n, q, COUNT] >= depth:
                     stalled += 1
+                    blocked |= 1 << o
                     continue
                 _push(fifo, port, router, wheel, queued, peak, n, q, route, table[route, n],
                       c + lat[link])
@@ -176,8 +183,9 @@ def _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat, table,
     if moved:
         router[r, SLEEP_STALLS] = 0
         _wake(wheel, queued, r, c + 1)
-    else:                           # blocked: sleep until a credit, an arrival or a head is ready
+    else:   # blocked: sleep until a credit it waits on, an arrival at a head, or a head is ready
         router[r, SLEEP_STALLS] = stalled
+        router[r, BLOCKED] = blocked
         if next_ready != _NEVER:
             _wake(wheel, queued, r, next_ready)
     return delivered
@@ -210,8 +218,12 @@ def _credit(port, router, wheel, queued, pops, c, nb):
         r, p = pops[i] >> 3, pops[i] & 7
         port[r, p, COUNT] -= 1
         router[r, BUSY] -= 1
-        if p < LOCAL and nb[r * 4 + p] >= 0:    # the router feeding this input may go on
-            _wake(wheel, queued, nb[r * 4 + p], c + 1)
+        if p < LOCAL and nb[r * 4 + p] >= 0:
+            # the router feeding this input (through its output p ^ 1) may go on, if it waits
+            # on that output; a credit on another output would change nothing for it
+            up = nb[r * 4 + p]
+            if (router[up, BLOCKED] >> (p ^ 1)) & 1:
+                _wake(wheel, queued, up, c + 1)
     pops[0] = 0
 
 
