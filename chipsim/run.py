@@ -41,9 +41,10 @@ class Totals:
 def simulate_dataset(machine: Machine, images: np.ndarray, labels: np.ndarray, *,
                      arrays: dict[str, np.ndarray], batch_size: int = 32, noc: bool = True,
                      seed: int = 0, progress: bool = True, threads: int = 2,
-                     on_batch=None) -> dict[str, Any]:
-    """Run every image; ``on_batch(images, result, rng_state)`` lets a caller cross-check."""
-    chip = Chip(machine)
+                     on_batch=None, chip: Chip | None = None) -> dict[str, Any]:
+    """Run every image; ``on_batch(images, result, rng_state)`` lets a caller cross-check.
+    ``chip``: the machine already flattened, to reuse across calls."""
+    chip = chip if chip is not None else Chip(machine)
     net = Noc(machine.meta, arrays, chip.wave_of_route()) if noc else None
     stats = net.new_stats() if net else None
     totals = Totals()
