@@ -165,7 +165,8 @@ def flatten(m: Machine) -> Flat:
 
 
 def _pack_crossbars(cores) -> tuple[np.ndarray, np.ndarray]:
-    """(offset of each core's crossbar, int16 rows), each distinct crossbar stored once."""
+    """(offset of each core's crossbar, its rows), each distinct crossbar stored once; int8
+    when every weight fits, else int16."""
     xbase = np.zeros(len(cores), dtype=np.int64)
     stored: dict[tuple, list[tuple[int, np.ndarray]]] = {}   # (shape, crc32) -> (offset, rows)
     parts: list[np.ndarray] = []

@@ -86,10 +86,14 @@ class IntLayer:
     bias: np.ndarray | None = None           # graded first layer: integer bias per neuron
 
     @property
+    def units(self) -> np.ndarray:
+        """Unshifted integer weights 2c - (2^k - 1) (int64), before shift and pixel gain."""
+        return 2 * self.codes.astype(np.int64) - ((1 << self.weight_bits) - 1)
+
+    @property
     def weights(self) -> np.ndarray:
         """Integer weights as the synapses apply them (int64)."""
-        n = (1 << self.weight_bits) - 1
-        w = (2 * self.codes.astype(np.int64) - n) << self.weight_shift
+        w = self.units << self.weight_shift
         if self.channel_gain is not None:
             w = w * self.channel_gain.reshape(1, -1, *([1] * (w.ndim - 2)))
         return w

@@ -47,8 +47,7 @@ def encode_events(images: np.ndarray, model: IntegerModel, t: int,
 
 def host_first_layer_current(images: np.ndarray, layer: IntLayer, mean, std) -> np.ndarray:
     """input_path 'host': the host computes conv1 in float and sends integer currents."""
-    units = 2 * layer.codes.astype(np.int64) - ((1 << layer.weight_bits) - 1)
-    return host_currents(images, units, layer.weight_shift, mean, std)
+    return host_currents(images, layer.units, layer.weight_shift, mean, std)
 
 
 def _current(layer: IntLayer, x: np.ndarray) -> np.ndarray:

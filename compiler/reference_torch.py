@@ -32,17 +32,13 @@ def max_event(model: IntegerModel, index: int) -> int:
     return 4 if model.layers[index].pooled_input else 1
 
 
-def _units(layer: IntLayer) -> np.ndarray:
-    return 2 * layer.codes.astype(np.int64) - ((1 << layer.weight_bits) - 1)
-
-
 class _DenseLayer:
     """One layer's weights as torch tensors in the narrowest exact float type."""
 
     def __init__(self, model: IntegerModel, index: int) -> None:
         layer = model.layers[index]
         self.layer = layer
-        units = _units(layer)
+        units = layer.units
         gain = 1 if layer.channel_gain is None else int(np.abs(layer.channel_gain).max())
         per_output = np.abs(units).reshape(units.shape[0], -1).sum(axis=1).max()
         bound = int(per_output) * gain * max_event(model, index)

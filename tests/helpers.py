@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from compiler.compile import compile_model
 from compiler.image import build_image
@@ -62,3 +63,12 @@ def compile_in_memory(model: IntegerModel, spec, chips=None):
 
 def random_images(rng: np.random.Generator, n: int, size: int = 8, channels: int = 3) -> np.ndarray:
     return rng.integers(0, 256, (n, channels, size, size), dtype=np.uint8)
+
+
+# the random-network cases that exactness properties draw from (8-bit weights take the int16
+# crossbar path in chipsim)
+NETWORK_CASES = dict(seed=st.integers(0, 10_000),
+                     encoding=st.sampled_from(["direct", "rate", "phase", "latency"]),
+                     reset=st.sampled_from(["soft", "hard"]),
+                     leak=st.sampled_from([1.0, 0.5, 0.75, 0.3]), bits=st.integers(1, 8),
+                     input_path=st.sampled_from(["graded", "host"]))

@@ -4,12 +4,18 @@ reference model's, bit for bit."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from chipsim.machine import machine_from_arrays
 from chipsim.simulate import Chip
 from compiler.reference import run_reference
-from tests.helpers import compile_in_memory, integer_model, random_images, random_layers, tiny_spec
+from tests.helpers import (
+    NETWORK_CASES,
+    compile_in_memory,
+    integer_model,
+    random_images,
+    random_layers,
+    tiny_spec,
+)
 
 
 def assert_bit_exact(model, meta, arrays, images, seed=0):
@@ -27,9 +33,7 @@ def assert_bit_exact(model, meta, arrays, images, seed=0):
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), encoding=st.sampled_from(["direct", "rate", "phase", "latency"]),
-       reset=st.sampled_from(["soft", "hard"]), leak=st.sampled_from([1.0, 0.5, 0.75, 0.3]),
-       bits=st.integers(1, 8), input_path=st.sampled_from(["graded", "host"]))
+@given(**NETWORK_CASES)
 def test_random_networks_are_bit_exact(seed, encoding, reset, leak, bits, input_path):
     rng = np.random.default_rng(seed)
     spec = tiny_spec(input_path=input_path)

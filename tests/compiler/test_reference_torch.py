@@ -4,17 +4,14 @@ gives exactly the numpy reference's results."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from compiler.reference import run_reference
 from compiler.reference_torch import _DenseLayer, run_reference_torch
-from tests.helpers import MEAN, STD, integer_model, random_images, random_layers, tiny_spec
+from tests.helpers import MEAN, NETWORK_CASES, STD, integer_model, random_images, random_layers, tiny_spec
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), encoding=st.sampled_from(["direct", "rate", "phase", "latency"]),
-       reset=st.sampled_from(["soft", "hard"]), leak=st.sampled_from([1.0, 0.5, 0.75, 0.3]),
-       bits=st.integers(1, 8), input_path=st.sampled_from(["graded", "host"]))
+@given(**NETWORK_CASES)
 def test_torch_reference_equals_numpy_reference(seed, encoding, reset, leak, bits, input_path):
     rng = np.random.default_rng(seed)
     model = integer_model(random_layers(rng, leak=leak, theta=(0.3, 0.6)), encoding=encoding,
