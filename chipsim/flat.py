@@ -51,23 +51,22 @@ class Flat:
     axon_gain: np.ndarray       # int64 input gain (graded first layer), 1 elsewhere
     axon_nnz: np.ndarray        # int64 synapses in the axon's row
     xbar: np.ndarray            # int8 or int16 crossbar rows, identical crossbars shared
-    # fan-out CSRs: input index -> axons; slot -> axons
-    in_ptr: np.ndarray
-    in_axon: np.ndarray
-    slot_ptr: np.ndarray
-    slot_axon: np.ndarray
+    rbase: np.ndarray           # int64 (C,) id of the core's first crossbar row
+    row_pattern: np.ndarray     # int64 per row id: where the row's synapses are, a pattern id
+    run_ptr: np.ndarray         # int64 (patterns+1,) pattern p's runs: run_ptr[p]..[p+1]
+    run_lo: np.ndarray          # int64 first column of each run
+    run_hi: np.ndarray          # int64 one past its last column
+    # where packets land (see _entries): one entry per logical destination, shared by every
+    # core that holds a copy of it as an axon
+    axon_input: np.ndarray      # int64 per axon: its index in its layer's input space
+    axon_entry: np.ndarray      # int64 per axon: the entry it reads
+    slot_entry: np.ndarray      # int64 per slot: the entry its spike or partial sum adds to
+    input_entry: np.ndarray     # int64 per host input index: the entry it adds to
+    region_ptr: np.ndarray      # int64 (L+1,) entries layer l reads: region_ptr[l]..[l+1]
     # routes, for traffic accounting: input index / slot -> route id (-1 none)
     in_route: np.ndarray
     slot_route: np.ndarray
     acc_dtype: type             # np.int32 when no input accumulator can overflow it, else np.int64
-
-
-def _csr(lists_src: np.ndarray, lists_dst: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(lists_src, kind="stable")
-    src, dst = lists_src[order], lists_dst[order]
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(ptr, src + 1, 1)
-    return np.cumsum(ptr), dst.astype(np.int64)
 
 
 def flatten(m: Machine) -> Flat:
@@ -76,80 +75,52 @@ def flatten(m: Machine) -> Flat:
     order = [ci for li in range(n_layers) for ci in m.layer_cores[li]]
     if order != list(range(len(cores))):
         raise ValueError("chip image cores must be stored in layer order")
+    lc = [_local_order(m, c) for c in cores]    # each core's neurons and axons, kernel order
     nn = np.array([len(c.neurons) for c in cores], dtype=np.int64)
     na = np.array([len(c.axons) for c in cores], dtype=np.int64)
     nbase = np.concatenate([[0], np.cumsum(nn)])
     abase = np.concatenate([[0], np.cumsum(na)])
-    xbase, xbar = _pack_crossbars(cores)
+    packed = _pack_crossbars([o.crossbar for o in lc])
     axon_nnz = np.zeros(int(abase[-1]), dtype=np.int64)
     axon_gain = np.ones(int(abase[-1]), dtype=np.int64)
-    slot_neuron = np.concatenate([c.neurons for c in cores]) if cores else np.zeros(0, np.int64)
+    slot_neuron = np.concatenate([o.neurons for o in lc]) if cores else np.zeros(0, np.int64)
     slot_bias = np.zeros(int(nbase[-1]), dtype=np.int64)
     out_slot_class = np.full(int(nbase[-1]), -1, dtype=np.int64)
     core_shift = np.zeros(len(cores), dtype=np.int64)
     host_fed = m.encoding == "direct" and m.input_path == "host"
-    for c in cores:
+    for c, o in zip(cores, lc, strict=True):
         lay = m.layers[c.layer]
-        if c.crossbar is not None:
-            axon_nnz[abase[c.index]:abase[c.index + 1]] = c.nnz_per_axon
+        if o.crossbar is not None:
+            axon_nnz[abase[c.index]:abase[c.index + 1]] = (o.crossbar != 0).sum(axis=1)
             if lay.gain is not None:  # graded first layer: the pixel gain of the axon's channel
-                channel = c.axons // int(np.prod(lay.in_shape[1:]))
+                channel = o.axons // int(np.prod(lay.in_shape[1:]))
                 axon_gain[abase[c.index]:abase[c.index + 1]] = lay.gain[channel]
         if c.role != ROLE_PARTIAL:
             s0, s1 = nbase[c.index], nbase[c.index + 1]
             if lay.bias is not None:
-                slot_bias[s0:s1] = lay.bias[c.neurons]
+                slot_bias[s0:s1] = lay.bias[o.neurons]
             if lay.kind == "out":
-                out_slot_class[s0:s1] = c.neurons
+                out_slot_class[s0:s1] = o.neurons
         # host-computed currents arrive already in membrane units
         core_shift[c.index] = 0 if (host_fed and c.layer == 0) else lay.weight_shift
     layer_core_ptr = np.zeros(n_layers + 1, dtype=np.int64)
     for li in range(n_layers):
         layer_core_ptr[li + 1] = layer_core_ptr[li] + len(m.layer_cores[li])
-    # fan-out: where each source's packet lands
-    src_l, dst_l = [], []
-    in_src, in_dst = [], []
+    entries = _entries(m, lc, nbase, abase, host_fed)
     slot_route = np.full(int(nbase[-1]), -1, dtype=np.int64)
-    holder_slot = _holder_slots(m, nbase)
-    for c in cores:
-        a_ids = abase[c.index] + np.arange(len(c.axons))
-        if c.role == ROLE_HOME and not (host_fed and c.layer == 0):
-            continue  # fed by partial sums, handled below
-        if c.layer == 0:
-            in_src.append(c.axons)
-            in_dst.append(a_ids)
-            continue
-        srcs = _axon_sources(m, c.layer, c.axons)          # (A, 1 or 4) neuron idx in layer-1
-        slots = holder_slot[c.layer - 1][srcs]
-        src_l.append(slots.ravel())
-        dst_l.append(np.repeat(a_ids, srcs.shape[1]))
-    for c in cores:
-        if c.role != ROLE_PARTIAL:
-            continue
-        lay_hold = holder_slot[c.layer]
-        home_slots = lay_hold[c.neurons]                    # the home core's slot of each neuron
-        home_core = np.searchsorted(nbase, home_slots, side="right") - 1
-        home_axon = abase[home_core] + (home_slots - nbase[home_core])
-        src_l.append(nbase[c.index] + np.arange(len(c.neurons)))
-        dst_l.append(home_axon)
-        slot_route[nbase[c.index]:nbase[c.index + 1]] = c.partial_route
-    n_in = int(np.prod(m.layers[0].out_shape if host_fed else m.layers[0].in_shape))
-    in_ptr, in_axon = _csr(np.concatenate(in_src), np.concatenate(in_dst), n_in)
-    if src_l:
-        slot_ptr, slot_axon = _csr(np.concatenate(src_l).astype(np.int64),
-                                   np.concatenate(dst_l).astype(np.int64), int(nbase[-1]))
-    else:
-        slot_ptr, slot_axon = np.zeros(int(nbase[-1]) + 1, np.int64), np.zeros(0, np.int64)
-    for li, lay in enumerate(m.layers):
-        hs = holder_slot[li]
+    for c, o in zip(cores, lc, strict=True):
+        if c.role == ROLE_PARTIAL:
+            slot_route[nbase[c.index]:nbase[c.index + 1]] = c.partial_route[o.neuron_perm]
+    for hs, lay in zip(_holder_slots(m, lc, nbase), m.layers, strict=True):
         slot_route[hs] = lay.route
+    n_in = len(entries.input_entry)
     layer_sizes = np.array([lay.n_neurons for lay in m.layers], dtype=np.int64)
-    acc_bound = _accumulator_bound(m, cores, abase, axon_gain, host_fed)
+    acc_bound = _accumulator_bound(m, cores, lc, abase, axon_gain, host_fed)
     return Flat(
         n_slots=int(nbase[-1]), n_axons=int(abase[-1]), n_inputs=n_in,
         core_layer=np.array([c.layer for c in cores], dtype=np.int64),
         core_role=np.array([c.role for c in cores], dtype=np.int64),
-        nbase=nbase.astype(np.int64), abase=abase.astype(np.int64), xbase=xbase.astype(np.int64),
+        nbase=nbase.astype(np.int64), abase=abase.astype(np.int64), xbase=packed.xbase,
         core_shift=core_shift, layer_core_ptr=layer_core_ptr,
         threshold=np.array([l.threshold for l in m.layers], dtype=np.int64),
         leak_shift=np.array([l.leak_shift for l in m.layers], dtype=np.int64),
@@ -158,45 +129,195 @@ def flatten(m: Machine) -> Flat:
         is_output=np.array([l.kind == "out" for l in m.layers]),
         layer_nbase=np.concatenate([[0], np.cumsum(layer_sizes)]).astype(np.int64),
         slot_neuron=slot_neuron.astype(np.int64), slot_bias=slot_bias,
-        out_slot_class=out_slot_class, axon_gain=axon_gain, axon_nnz=axon_nnz, xbar=xbar,
-        in_ptr=in_ptr, in_axon=in_axon, slot_ptr=slot_ptr, slot_axon=slot_axon,
+        out_slot_class=out_slot_class, axon_gain=axon_gain, axon_nnz=axon_nnz, xbar=packed.xbar,
+        rbase=packed.rbase, row_pattern=packed.row_pattern, run_ptr=packed.run_ptr,
+        run_lo=packed.run_lo, run_hi=packed.run_hi,
+        axon_input=np.concatenate([o.axons for o in lc]).astype(np.int64),
+        axon_entry=entries.axon_entry, slot_entry=entries.slot_entry,
+        input_entry=entries.input_entry, region_ptr=entries.region_ptr,
         in_route=m.input_route.astype(np.int64), slot_route=slot_route,
         acc_dtype=np.int32 if acc_bound < np.iinfo(np.int32).max else np.int64)
 
 
-def _pack_crossbars(cores) -> tuple[np.ndarray, np.ndarray]:
-    """(offset of each core's crossbar, its rows), each distinct crossbar stored once; int8
-    when every weight fits, else int16."""
-    xbase = np.zeros(len(cores), dtype=np.int64)
-    stored: dict[tuple, list[tuple[int, np.ndarray]]] = {}   # (shape, crc32) -> (offset, rows)
-    parts: list[np.ndarray] = []
-    end = 0
-    for c in cores:
-        if c.crossbar is None:
+@dataclass
+class _LocalOrder:
+    """A core's neurons (slots) and axons (crossbar rows) in the order the kernels use."""
+    neuron_perm: np.ndarray
+    neurons: np.ndarray
+    axons: np.ndarray
+    crossbar: np.ndarray | None     # int16, rows and columns permuted to match
+
+
+def _position_major(indices: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    channel, position = np.divmod(indices, int(np.prod(shape[1:])))
+    return np.lexsort((channel, position))
+
+
+def _local_order(m: Machine, core) -> _LocalOrder:
+    """Any order of a core's neurons and axons is exact (the crossbar is permuted with them);
+    this one makes the kernels' memory access cheap. The image stores a convolution's neurons
+    and axons channel-major, so one input pixel's synapses are strided: every output channel
+    at a few positions. Position-major, they are a few contiguous runs of whole channel blocks
+    (the demo's conv1 rows: ~300 synapses in 1,024 columns), the kernel adds only those runs,
+    and consecutive axons (the channels of one input position) share the same runs, so the
+    kernel adds them together. A home core's axon j carries neuron j's input, so its axons
+    follow its neurons; position-major too, the order partial cores send in."""
+    lay = m.layers[core.layer]
+    conv = lay.kind == "conv"
+    nperm = (_position_major(core.neurons, lay.out_shape) if conv
+             else np.arange(len(core.neurons)))
+    if core.crossbar is None:
+        return _LocalOrder(nperm, core.neurons[nperm], core.axons[nperm], None)
+    if core.crossbar.size and max(-core.crossbar.min(), core.crossbar.max()) > 32767:
+        raise ValueError("integer weights exceed int16")
+    aperm = _position_major(core.axons, lay.in_shape) if conv else np.arange(len(core.axons))
+    crossbar = core.crossbar.astype(np.int16)
+    if conv:
+        crossbar = crossbar[aperm][:, nperm]
+    return _LocalOrder(nperm, core.neurons[nperm], core.axons[aperm], crossbar)
+
+
+@dataclass
+class _Entries:
+    axon_entry: np.ndarray
+    slot_entry: np.ndarray
+    input_entry: np.ndarray
+    region_ptr: np.ndarray
+
+
+def _rank(shape: tuple[int, ...]) -> np.ndarray:
+    """Offset of each index of a (C, H, W) or flat space inside its region: position-major for
+    (C, H, W), the order convolution cores read their axons in (see _local_order)."""
+    n = int(np.prod(shape))
+    if len(shape) != 3:
+        return np.arange(n)
+    rank = np.empty(n, dtype=np.int64)
+    rank[_position_major(np.arange(n), shape)] = np.arange(n)
+    return rank
+
+
+def _entries(m: Machine, lc: list[_LocalOrder], nbase: np.ndarray, abase: np.ndarray,
+             host_fed: bool) -> _Entries:
+    """On the chip a spike is multicast to every core that holds its target as an axon (a
+    convolution's halo is held by several cores). The simulator keeps each logical target
+    once: an entry (summed value, packet count) per input index of each layer, and per neuron
+    of a layer split into partial sums. A source adds to one entry; every core holding that
+    target reads the same entry (the packets its copy received) while the layer runs; the
+    layer's region is cleared once it has run. Layer l's region: its inputs, then its
+    partial sums."""
+    n_layers = len(m.layers)
+    in_shapes = [m.layers[0].out_shape if host_fed else m.layers[0].in_shape,
+                 *(lay.in_shape for lay in m.layers[1:])]
+    split = [any(c.role == ROLE_PARTIAL for c in m.cores if c.layer == li)
+             for li in range(n_layers)]
+    sizes = [int(np.prod(sh)) + (lay.n_neurons if sp else 0)
+             for sh, lay, sp in zip(in_shapes, m.layers, split, strict=True)]
+    region_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    ranks = [_rank(sh) for sh in in_shapes]
+    out_ranks = [_rank(lay.out_shape) for lay in m.layers]
+    psum_base = [int(region_ptr[li] + np.prod(sh)) for li, sh in enumerate(in_shapes)]
+    axon_entry = np.full(int(abase[-1]), -1, dtype=np.int64)
+    slot_entry = np.full(int(nbase[-1]), -1, dtype=np.int64)
+    feeds = [np.full(lay.n_neurons, -1, dtype=np.int64) for lay in m.layers]  # -> next input
+    for c, o in zip(m.cores, lc, strict=True):
+        li = c.layer
+        a0, s0 = abase[c.index], nbase[c.index]
+        if c.role == ROLE_HOME and not (host_fed and li == 0):
+            axon_entry[a0:a0 + len(o.axons)] = psum_base[li] + out_ranks[li][o.neurons]
             continue
-        if c.crossbar.size and (c.crossbar.min() < -32767 or c.crossbar.max() > 32767):
-            raise ValueError("integer weights exceed int16")
-        rows = np.ascontiguousarray(c.crossbar, dtype=np.int16)
+        axon_entry[a0:a0 + len(o.axons)] = region_ptr[li] + ranks[li][o.axons]
+        if c.role == ROLE_PARTIAL:
+            slot_entry[s0:s0 + len(o.neurons)] = psum_base[li] + out_ranks[li][o.neurons]
+        if li > 0:
+            feeds[li - 1][_axon_sources(m, li, o.axons)] = o.axons[:, None]
+    for c, o in zip(m.cores, lc, strict=True):
+        li = c.layer
+        if c.role != ROLE_PARTIAL and li + 1 < n_layers:
+            target = feeds[li][o.neurons]
+            entry = region_ptr[li + 1] + ranks[li + 1][np.maximum(target, 0)]
+            slot_entry[nbase[c.index]:nbase[c.index + 1]] = np.where(target >= 0, entry, -1)
+    return _Entries(axon_entry, slot_entry, region_ptr[0] + ranks[0], region_ptr)
+
+
+@dataclass
+class _Packed:
+    xbase: np.ndarray
+    xbar: np.ndarray
+    rbase: np.ndarray
+    row_pattern: np.ndarray
+    run_ptr: np.ndarray
+    run_lo: np.ndarray
+    run_hi: np.ndarray
+
+
+# Runs of synapses closer than this many columns are added as one run: the zeros between them
+# cost less than another pass through the vector loop (16 int32 lanes per AVX-512 vector).
+RUN_MERGE_GAP = 16
+
+
+def _pack_crossbars(xbars: list[np.ndarray | None]) -> _Packed:
+    """Each distinct crossbar stored once (int8 when every weight fits, else int16), and each
+    distinct row pattern (where a row's synapses are, as runs of columns) once."""
+    xbase = np.zeros(len(xbars), dtype=np.int64)
+    rbase = np.zeros(len(xbars), dtype=np.int64)
+    stored: dict[tuple, list[tuple[int, int, np.ndarray]]] = {}  # (shape, crc32) -> entries
+    parts: list[np.ndarray] = []
+    row_pattern: list[np.ndarray] = []
+    patterns: dict[bytes, int] = {}            # runs, as bytes -> pattern id
+    runs: list[np.ndarray] = []
+    end = rows_end = 0
+    for ci, rows in enumerate(xbars):
+        if rows is None:
+            continue
+        rows = np.ascontiguousarray(rows)
         same = stored.setdefault((rows.shape, zlib.crc32(rows)), [])
-        match = next((off for off, seen in same if np.array_equal(seen, rows)), None)
+        match = next(((off, r0) for off, r0, seen in same if np.array_equal(seen, rows)), None)
         if match is None:
-            match = end
-            same.append((end, rows))
+            match = (end, rows_end)
+            same.append((end, rows_end, rows))
             parts.append(rows.ravel())
+            bits = np.packbits(rows != 0, axis=1)      # one row's synapse mask as bytes
+            _, first, inverse = np.unique(bits.view(f"V{bits.shape[1]}").ravel(),
+                                          return_index=True, return_inverse=True)
+            ids = np.zeros(len(first), dtype=np.int64)
+            for i, row in enumerate(first):
+                r = _runs(rows[row] != 0)
+                if r.tobytes() not in patterns:
+                    patterns[r.tobytes()] = len(runs)
+                    runs.append(r)
+                ids[i] = patterns[r.tobytes()]
+            row_pattern.append(ids[inverse.ravel()])
             end += rows.size
-        xbase[c.index] = match
+            rows_end += rows.shape[0]
+        xbase[ci], rbase[ci] = match
     xbar = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
     if xbar.size and np.abs(xbar).max() <= 127:
         xbar = xbar.astype(np.int8)
-    return xbase, xbar
+    run_ptr = np.concatenate([[0], np.cumsum([len(r) for r in runs])]).astype(np.int64)
+    flat_runs = np.concatenate(runs) if runs else np.zeros((0, 2), np.int64)
+    return _Packed(xbase, xbar, rbase,
+                   np.concatenate(row_pattern) if row_pattern else np.zeros(0, np.int64),
+                   run_ptr, flat_runs[:, 0].copy(), flat_runs[:, 1].copy())
 
 
-def _holder_slots(m: Machine, nbase: np.ndarray) -> list[np.ndarray]:
+def _runs(nonzero: np.ndarray) -> np.ndarray:
+    """(lo, hi) column ranges of a row's runs of synapses, runs less than RUN_MERGE_GAP apart
+    merged; int64 (runs, 2)."""
+    edge = np.diff(np.concatenate([[0], nonzero.astype(np.int8), [0]]))
+    lo, hi = np.flatnonzero(edge == 1), np.flatnonzero(edge == -1)
+    keep = np.ones(len(lo), dtype=bool)
+    keep[1:] = lo[1:] - hi[:-1] >= RUN_MERGE_GAP
+    last = np.ones(len(lo), dtype=bool)
+    last[:-1] = keep[1:]
+    return np.stack([lo[keep], hi[last]], axis=1).astype(np.int64)
+
+
+def _holder_slots(m: Machine, lc: list[_LocalOrder], nbase: np.ndarray) -> list[np.ndarray]:
     """Per layer: the slot that runs each neuron (on its neuron or home core)."""
     out = [np.full(lay.n_neurons, -1, dtype=np.int64) for lay in m.layers]
-    for c in m.cores:
+    for c, o in zip(m.cores, lc, strict=True):
         if c.role != ROLE_PARTIAL:
-            out[c.layer][c.neurons] = nbase[c.index] + np.arange(len(c.neurons))
+            out[c.layer][o.neurons] = nbase[c.index] + np.arange(len(o.neurons))
     return out
 
 
@@ -214,17 +335,18 @@ def _max_event(m: Machine, layer: int) -> int:
     return 4 if m.layers[layer].pooled_input else 1
 
 
-def _accumulator_bound(m: Machine, cores, abase, axon_gain, host_fed: bool) -> int:
+def _accumulator_bound(m: Machine, cores, lc: list[_LocalOrder], abase, axon_gain,
+                       host_fed: bool) -> int:
     """An upper bound on any input accumulator: per crossbar core, the sum over axons of the
     row's largest |weight| x the axon's largest event x its gain; a home core adds the bounds of
     all partial cores of its layer (generous, and cheap)."""
     worst = 0
     partial_total: dict[int, int] = {}
-    for c in cores:
-        if c.crossbar is None:
+    for c, o in zip(cores, lc, strict=True):
+        if o.crossbar is None:
             continue
         vmax = _max_event(m, c.layer) * axon_gain[abase[c.index]:abase[c.index + 1]]
-        bound = int((np.abs(c.crossbar).max(axis=1) * vmax).sum())
+        bound = int((np.abs(o.crossbar.astype(np.int64)).max(axis=1) * vmax).sum())
         worst = max(worst, bound)
         if c.role == ROLE_PARTIAL:
             partial_total[c.layer] = partial_total.get(c.layer, 0) + bound

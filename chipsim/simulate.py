@@ -67,8 +67,9 @@ class Chip:
         kernels.run_batch(events, f.core_role, f.nbase, f.abase, f.xbase, f.core_shift,
                           f.layer_core_ptr, f.threshold, f.leak_shift, f.leak_mult, f.soft_reset,
                           f.is_output, f.layer_nbase, f.slot_neuron, f.slot_bias,
-                          f.out_slot_class, f.axon_gain, f.axon_nnz, f.xbar, f.in_ptr, f.in_axon,
-                          f.slot_ptr, f.slot_axon, f.in_route, f.slot_route,
+                          f.out_slot_class, f.axon_gain, f.axon_nnz, f.xbar, f.rbase, f.row_pattern,
+                          f.run_ptr, f.run_lo, f.run_hi, f.axon_entry,
+                          f.slot_entry, f.input_entry, f.region_ptr, f.in_route, f.slot_route,
                           self.mem_lo, self.mem_hi, np.zeros(0, self.flat.acc_dtype), out, rec,
                           spikes_out, sops, pk_in, pk_out, route_pk)
         spikes = None

@@ -70,4 +70,10 @@ def test_counters_are_consistent():
     assert 0 < sim.packets_out.sum() <= sim.packets_in.sum()
     # route packets = packets from cores + host input events (pixels > 0 on the graded path)
     assert sim.route_packets.sum() == sim.packets_out.sum() + model.timesteps * np.count_nonzero(images)
+    # each packet on a route lands once in every core the route reaches
+    machine = chip.machine
+    expected_in = np.zeros(len(machine.cores), dtype=np.int64)
+    for r, packets in enumerate(sim.route_packets.sum(axis=0)):
+        expected_in[machine.destinations(r)] += packets
+    np.testing.assert_array_equal(sim.packets_in, expected_in)
     assert sim.sops.sum() > 0

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from chipsim import flat as flat_module
 from chipsim.machine import load_machine, machine_from_arrays
 from chipsim.simulate import Chip
 from compiler.compile import compile_checkpoint
@@ -42,10 +43,48 @@ def test_identical_crossbars_are_stored_once_and_read_back_whole(vgg5_chip):
     with_xbar = [c for c in machine.cores if c.crossbar is not None]
     for c in with_xbar:
         start = flat.xbase[c.index]
+        # the simulator's rows and columns are the core's axons and neurons in its own order
+        rows = np.searchsorted(c.axons, flat.axon_input[flat.abase[c.index]:flat.abase[c.index + 1]])
+        cols = np.searchsorted(c.neurons, flat.slot_neuron[flat.nbase[c.index]:flat.nbase[c.index + 1]])
         np.testing.assert_array_equal(flat.xbar[start:start + c.crossbar.size].reshape(c.crossbar.shape),
-                                      c.crossbar)
+                                      c.crossbar[rows][:, cols])
     assert flat.xbar.size < sum(c.crossbar.size for c in with_xbar) / 3   # conv tiles repeat
     assert flat.xbar.dtype == np.int8                                      # 4-bit weights
+
+
+def test_row_runs_hold_every_synapse_and_skip_the_empty_columns(vgg5_chip):
+    machine = load_machine(vgg5_chip)
+    flat = Chip(machine).flat
+    gap = flat_module.RUN_MERGE_GAP
+    covered, total = {}, {}
+    for c in machine.cores:
+        if c.crossbar is None:
+            continue
+        n_rows, n_cols = c.crossbar.shape
+        rows = flat.xbar[flat.xbase[c.index]:flat.xbase[c.index] + c.crossbar.size].reshape(n_rows, n_cols)
+        for i in range(n_rows):
+            pattern = flat.row_pattern[flat.rbase[c.index] + i]
+            inside = np.zeros(n_cols, dtype=bool)
+            for k in range(flat.run_ptr[pattern], flat.run_ptr[pattern + 1]):
+                inside[flat.run_lo[k]:flat.run_hi[k]] = True
+            assert not rows[i][~inside].any()          # no synapse outside the row's runs
+            n_runs = flat.run_ptr[pattern + 1] - flat.run_ptr[pattern]
+            assert inside.sum() < np.count_nonzero(rows[i]) + gap * n_runs   # only short gaps
+            covered[c.layer] = covered.get(c.layer, 0) + inside.sum()
+        total[c.layer] = total.get(c.layer, 0) + c.crossbar.size
+    # position-major order turns conv rows into a few dense runs: far fewer columns to add.
+    # conv1's 4 x 4-position tiles: a pixel reaches at most 9 of 16 positions
+    assert covered[0] < 0.5 * total[0]
+    assert covered[1] < 0.8 * total[1]
+
+
+def test_runs_merge_only_short_gaps():
+    row = np.zeros(100, dtype=bool)
+    row[[2, 3, 4, 10, 40, 41]] = True
+    gap = flat_module.RUN_MERGE_GAP
+    assert 10 - 5 < gap <= 40 - 11
+    np.testing.assert_array_equal(flat_module._runs(row), [[2, 11], [40, 42]])
+    assert flat_module._runs(np.zeros(5, dtype=bool)).shape == (0, 2)
 
 
 def test_verify_catches_a_broken_chip(vgg5_chip):
