@@ -145,7 +145,7 @@ class _LocalOrder:
     neuron_perm: np.ndarray
     neurons: np.ndarray
     axons: np.ndarray
-    crossbar: np.ndarray | None     # int16, rows and columns permuted to match
+    crossbar: np.ndarray | None     # the core's, rows and columns permuted to match
 
 
 def _position_major(indices: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -168,12 +168,8 @@ def _local_order(m: Machine, core) -> _LocalOrder:
              else np.arange(len(core.neurons)))
     if core.crossbar is None:
         return _LocalOrder(nperm, core.neurons[nperm], core.axons[nperm], None)
-    if core.crossbar.size and max(-core.crossbar.min(), core.crossbar.max()) > 32767:
-        raise ValueError("integer weights exceed int16")
     aperm = _position_major(core.axons, lay.in_shape) if conv else np.arange(len(core.axons))
-    crossbar = core.crossbar.astype(np.int16)
-    if conv:
-        crossbar = crossbar[aperm][:, nperm]
+    crossbar = core.crossbar[aperm][:, nperm] if conv else core.crossbar
     return _LocalOrder(nperm, core.neurons[nperm], core.axons[aperm], crossbar)
 
 
@@ -290,8 +286,8 @@ def _pack_crossbars(xbars: list[np.ndarray | None]) -> _Packed:
             end += rows.size
             rows_end += rows.shape[0]
         xbase[ci], rbase[ci] = match
-    xbar = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
-    if xbar.size and np.abs(xbar).max() <= 127:
+    xbar = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
+    if xbar.dtype != np.int8 and xbar.size and np.abs(xbar).max() <= 127:
         xbar = xbar.astype(np.int8)
     run_ptr = np.concatenate([[0], np.cumsum([len(r) for r in runs])]).astype(np.int64)
     flat_runs = np.concatenate(runs) if runs else np.zeros((0, 2), np.int64)
@@ -346,7 +342,7 @@ def _accumulator_bound(m: Machine, cores, lc: list[_LocalOrder], abase, axon_gai
         if o.crossbar is None:
             continue
         vmax = _max_event(m, c.layer) * axon_gain[abase[c.index]:abase[c.index + 1]]
-        bound = int((np.abs(o.crossbar.astype(np.int64)).max(axis=1) * vmax).sum())
+        bound = int((np.abs(o.crossbar.astype(np.int32)).max(axis=1) * vmax).sum())
         worst = max(worst, bound)
         if c.role == ROLE_PARTIAL:
             partial_total[c.layer] = partial_total.get(c.layer, 0) + bound

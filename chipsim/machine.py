@@ -49,7 +49,8 @@ class Core:
     y: int
     neurons: np.ndarray            # int64 layer neuron indices
     axons: np.ndarray              # int64 sorted input indices (home: == neurons)
-    crossbar: np.ndarray | None    # int64 (n_axons, n_neurons) unshifted weights; None for home
+    crossbar: np.ndarray | None    # (n_axons, n_neurons) unshifted weights, int8 or int16 (the
+                                   # smallest that holds the layer's); None for home
     nnz_per_axon: np.ndarray | None  # synapses per crossbar row (SOPs when the axon fires)
     partial_route: np.ndarray | None
 
@@ -78,6 +79,15 @@ def _units(lm: dict, codes: np.ndarray) -> np.ndarray:
     return 2 * codes.astype(np.int64) - ((1 << lm["weight_bits"]) - 1)
 
 
+def _weight_dtype(units: np.ndarray) -> type:
+    """int8 for weights of up to 7 bits, int16 up to 15 (the chip stores at most 8): a VGG5
+    machine's crossbars take 83 MB as int8 instead of 662 MB as int64."""
+    largest = int(np.abs(units).max()) if units.size else 0
+    if largest > np.iinfo(np.int16).max:
+        raise ValueError(f"integer weights up to {largest} do not fit int16")
+    return np.int8 if largest <= np.iinfo(np.int8).max else np.int16
+
+
 def load_machine(path: str | Path) -> Machine:
     meta, arrays = read_chip_image(path)
     return machine_from_arrays(meta, arrays, where=str(path))
@@ -103,6 +113,7 @@ def machine_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray],
     pptr, pflat = arrays["partial.route_ptr"], arrays["partial.route"]
     cores = []
     layer_cores: list[list[int]] = [[] for _ in layers]
+    dtypes = [_weight_dtype(lay.units) for lay in layers]
     for ci in range(len(arrays["core.layer"])):
         li, role = int(arrays["core.layer"][ci]), int(arrays["core.role"][ci])
         neurons = nflat[nptr[ci]:nptr[ci + 1]].astype(np.int64)
@@ -111,7 +122,8 @@ def machine_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray],
         xbar = nnz = None
         if role != ROLE_HOME:
             xbar = expand_crossbar(lay.kind if lay.kind == "conv" else "fc", lay.in_shape,
-                                   lay.out_shape, lay.units, neurons, axons)
+                                   lay.out_shape, lay.units, neurons, axons,
+                                   dtype=dtypes[li])
             nnz = (xbar != 0).sum(axis=1).astype(np.int64)
         proute = pflat[pptr[ci]:pptr[ci + 1]] if role == ROLE_PARTIAL else None
         cores.append(Core(ci, li, role, int(arrays["core.x"][ci]), int(arrays["core.y"][ci]),

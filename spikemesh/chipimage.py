@@ -82,8 +82,10 @@ def read_chip_image(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndar
 
 
 def expand_crossbar(kind: str, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
-                    weights: np.ndarray, neurons: np.ndarray, axons: np.ndarray) -> np.ndarray:
-    """A core's dense crossbar, int64 (len(axons), len(neurons)); 0 where no synapse.
+                    weights: np.ndarray, neurons: np.ndarray, axons: np.ndarray,
+                    dtype: type = np.int64) -> np.ndarray:
+    """A core's dense crossbar, ``dtype`` (len(axons), len(neurons)), C order; 0 where no
+    synapse. ``dtype`` must hold every weight.
 
     This is the image format's definition of a core's synapses: the layer's integer weight
     tensor restricted to the core's axons (input indices after pool merge) and neurons (output
@@ -100,12 +102,13 @@ def expand_crossbar(kind: str, in_shape: tuple[int, ...], out_shape: tuple[int, 
         dy = iy[:, None] - y[None, :] + 1
         dx = ix[:, None] - x[None, :] + 1
         inside = (dy >= 0) & (dy < 3) & (dx >= 0) & (dx < 3)
-        out = np.zeros((len(axons), len(neurons)), dtype=np.int64)
+        out = np.zeros((len(axons), len(neurons)), dtype=dtype)
         a_idx, n_idx = np.nonzero(inside)
         out[a_idx, n_idx] = weights[o[n_idx], c[a_idx], dy[a_idx, n_idx], dx[a_idx, n_idx]]
         return out
     w2 = weights.reshape(weights.shape[0], -1)
-    return w2[np.ix_(neurons.astype(np.int64), axons.astype(np.int64))].T.astype(np.int64)
+    return np.ascontiguousarray(w2[np.ix_(neurons.astype(np.int64), axons.astype(np.int64))].T,
+                                dtype=dtype)
 
 
 def merged_sources(prev_out_shape: tuple[int, ...], axons: np.ndarray) -> np.ndarray:
