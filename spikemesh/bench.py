@@ -8,6 +8,8 @@ from typing import Any
 
 from spikemesh.machine import machine_info, machine_line
 
+ROUNDS = 3   # interleaved timing rounds of `bench chipsim`; the best time of each run counts
+
 
 def bench_training(quick: bool = False) -> dict[str, Any]:
     """Epoch time of HIRE noise training against plain training (issue claim: within 10%).
@@ -173,11 +175,19 @@ def bench_chipsim(quick: bool = False, model: str | None = None) -> dict[str, An
                 machine, images, labels, arrays=arrays, progress=False, chip=chip),
             "dense integer reference, torch": lambda: run_reference_torch(imodel, images),
             "dense integer reference, numpy": lambda: run_reference(imodel, images)}
-    seconds, results = {}, {}
-    for name, fn in runs.items():
-        t0 = time.perf_counter()
-        results[name] = fn()
-        seconds[name] = time.perf_counter() - t0
+    # This machine is shared and noisy, and a run right after a different one is slower (torch's
+    # first call after chipsim took up to 3x its next). Each run is timed twice back to back
+    # per round, rounds interleaved, and its best time is reported.
+    rounds = 1 if quick else ROUNDS
+    every: dict[str, list[float]] = {name: [] for name in runs}
+    results = {}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            for _ in range(2):
+                t0 = time.perf_counter()
+                results[name] = fn()
+                every[name].append(time.perf_counter() - t0)
+    seconds = {name: min(ts) for name, ts in every.items()}
     func, full = results["chipsim functional"], results["chipsim end to end with the NoC model"]
     identical = bool(np.array_equal(func.logits, results["dense integer reference, torch"].logits)
                      and np.array_equal(func.logits, results["dense integer reference, numpy"].logits)
@@ -195,7 +205,9 @@ def bench_chipsim(quick: bool = False, model: str | None = None) -> dict[str, An
     for name, t in seconds.items():
         md.append(f"| {name} | {t:.2f} | {n / t:.2f} | {sops / t / 1e6:.0f} | "
                   f"{sops / t / 1e6 / threads:.0f} | {t_torch / t:.2f}x |")
-    md += ["", f"Outputs identical: {identical}.",
+    md += ["", f"Best of {rounds} interleaved rounds of 2 back-to-back runs; all times (s): "
+           + "; ".join(f"{name} " + " ".join(f"{t:.2f}" for t in ts) for name, ts in every.items())
+           + ".", "", f"Outputs identical: {identical}.",
            f"Targets: >= 500M SOP/s per core end to end including the NoC model "
            f"({sops / t_full / 1e6 / threads:.0f}M); >= 3x the dense torch reference "
            f"(functional {t_torch / t_func:.2f}x, end to end {t_torch / t_full:.2f}x).",
@@ -203,7 +215,8 @@ def bench_chipsim(quick: bool = False, model: str | None = None) -> dict[str, An
            f"{t_setup:.2f} s once (end to end with it: "
            f"{sops / (t_full + t_setup) / 1e6 / threads:.0f}M SOP/s per core)."]
     return {"benchmark": "chipsim", "machine": machine_info(), "n": n, "sops_per_image": sops / n,
-            "seconds": seconds, "setup_seconds": t_setup, "identical": identical, "threads": threads,
+            "seconds": seconds, "all_seconds": every, "setup_seconds": t_setup,
+            "identical": identical, "threads": threads,
             "cycles_per_step": cycles, "markdown": "\n".join(md)}
 
 
