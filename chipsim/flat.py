@@ -1,14 +1,17 @@
 """A Machine flattened into the contiguous arrays the Numba kernels take.
 
 Slots: every core's neurons get consecutive "slots" (core c owns slots nbase[c]..nbase[c+1]).
-Axons likewise get global axon ids (abase). A source is an input index or a slot; its fan-out
-lists the global axon ids its packet lands on (one per destination core). Crossbars are stored
-as rows of unshifted integer weights (int8 when every weight fits, as k <= 7-bit weights do,
-else int16: the row adds are memory-bound), one contiguous row per axon; the layer's weight
-shift is applied once per neuron at the tick (a left shift is linear, so this is exact).
-Identical crossbars are stored once: a convolution's interior tiles all hold the same matrix
-(VGG5: 448 conv cores, 36 distinct crossbars), which shrinks the simulator's working set from
-165 MB to 28 MB and keeps it in cache; the chip still has one crossbar per core.
+Axons likewise get global axon ids (abase). Within a core, neurons and axons are in the
+kernels' order (position-major for convolutions, see _local_order), not the image's. Packets
+land in entries, one per logical target (see _entries): a source adds to one entry, and every
+core holding that target as an axon reads it. Crossbars are stored as rows of unshifted
+integer weights (int8 when every weight fits, as k <= 7-bit weights do, else int16), one
+contiguous row per axon; the layer's weight shift is applied once per neuron at the tick (a
+left shift is linear, so this is exact). Identical crossbars are stored once: a
+convolution's interior tiles all hold the same matrix (VGG5: 448 conv cores, 36 distinct
+crossbars, 14 MB), which keeps the row adds in cache; the chip still has one crossbar per
+core. Each row's synapses are described as runs of columns (a pattern shared by many rows),
+so the kernels add only those.
 """
 
 from __future__ import annotations
