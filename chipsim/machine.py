@@ -88,6 +88,20 @@ def _weight_dtype(units: np.ndarray) -> type:
     return np.int8 if largest <= np.iinfo(np.int8).max else np.int16
 
 
+def _conv_tile_key(li: int, lay: Layer, neurons: np.ndarray, axons: np.ndarray) -> tuple:
+    """A conv core's crossbar depends only on its neurons and axons relative to the tile's
+    corner (the weight of axon (c, iy, ix) to neuron (o, y, x) is W[o, c, iy - y + 1,
+    ix - x + 1]), so cores whose tiles match after translation share one expansion: VGG5's 448
+    conv cores have 36 distinct crossbars, and expanding each once cuts loading ~10x."""
+    _, h, w = lay.in_shape
+    o, rem = np.divmod(neurons, h * w)
+    y, x = np.divmod(rem, w)
+    c, rem = np.divmod(axons, h * w)
+    iy, ix = np.divmod(rem, w)
+    y0, x0 = (int(y.min()), int(x.min())) if len(neurons) else (0, 0)
+    return (li, np.stack([o, y - y0, x - x0]).tobytes(), np.stack([c, iy - y0, ix - x0]).tobytes())
+
+
 def load_machine(path: str | Path) -> Machine:
     meta, arrays = read_chip_image(path)
     return machine_from_arrays(meta, arrays, where=str(path))
@@ -114,6 +128,7 @@ def machine_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray],
     cores = []
     layer_cores: list[list[int]] = [[] for _ in layers]
     dtypes = [_weight_dtype(lay.units) for lay in layers]
+    expanded: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}   # conv tile -> (crossbar, nnz)
     for ci in range(len(arrays["core.layer"])):
         li, role = int(arrays["core.layer"][ci]), int(arrays["core.role"][ci])
         neurons = nflat[nptr[ci]:nptr[ci + 1]].astype(np.int64)
@@ -121,10 +136,17 @@ def machine_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray],
         lay = layers[li]
         xbar = nnz = None
         if role != ROLE_HOME:
-            xbar = expand_crossbar(lay.kind if lay.kind == "conv" else "fc", lay.in_shape,
-                                   lay.out_shape, lay.units, neurons, axons,
-                                   dtype=dtypes[li])
-            nnz = (xbar != 0).sum(axis=1).astype(np.int64)
+            key = _conv_tile_key(li, lay, neurons, axons) if lay.kind == "conv" else None
+            if key is None or key not in expanded:
+                xbar = expand_crossbar(lay.kind if lay.kind == "conv" else "fc", lay.in_shape,
+                                       lay.out_shape, lay.units, neurons, axons,
+                                       dtype=dtypes[li])
+                nnz = (xbar != 0).sum(axis=1).astype(np.int64)
+                xbar.flags.writeable = nnz.flags.writeable = False
+                if key is not None:
+                    expanded[key] = (xbar, nnz)
+            else:
+                xbar, nnz = expanded[key]   # shared between cores, so read-only
         proute = pflat[pptr[ci]:pptr[ci + 1]] if role == ROLE_PARTIAL else None
         cores.append(Core(ci, li, role, int(arrays["core.x"][ci]), int(arrays["core.y"][ci]),
                           neurons, axons, xbar, nnz, proute))

@@ -12,7 +12,7 @@ from chipsim.simulate import Chip
 from compiler.compile import compile_checkpoint
 from compiler.image import load_integer_model
 from compiler.spec import load_spec
-from spikemesh.chipimage import read_chip_image
+from spikemesh.chipimage import expand_crossbar, read_chip_image
 from spikemesh.cli import main
 from spikemesh.crosscheck import CrossCheck, MismatchError
 from training.data import load_dataset
@@ -50,6 +50,18 @@ def test_identical_crossbars_are_stored_once_and_read_back_whole(vgg5_chip):
                                       c.crossbar[rows][:, cols])
     assert flat.xbar.size < sum(c.crossbar.size for c in with_xbar) / 3   # conv tiles repeat
     assert flat.xbar.dtype == np.int8                                      # 4-bit weights
+
+
+def test_cores_with_matching_tiles_share_one_correct_crossbar(vgg5_chip):
+    machine = load_machine(vgg5_chip)
+    conv = [c for c in machine.cores if c.crossbar is not None and machine.layers[c.layer].kind == "conv"]
+    for c in conv:
+        lay = machine.layers[c.layer]
+        direct = expand_crossbar("conv", lay.in_shape, lay.out_shape, lay.units, c.neurons, c.axons)
+        np.testing.assert_array_equal(c.crossbar, direct)
+        np.testing.assert_array_equal(c.nnz_per_axon, (direct != 0).sum(axis=1))
+    assert len({id(c.crossbar) for c in conv}) < len(conv) / 4
+    assert not conv[0].crossbar.flags.writeable
 
 
 def test_row_runs_hold_every_synapse_and_skip_the_empty_columns(vgg5_chip):
