@@ -78,7 +78,8 @@ def flatten(m: Machine) -> Flat:
     order = [ci for li in range(n_layers) for ci in m.layer_cores[li]]
     if order != list(range(len(cores))):
         raise ValueError("chip image cores must be stored in layer order")
-    lc = [_local_order(m, c) for c in cores]    # each core's neurons and axons, kernel order
+    permuted: dict[tuple, np.ndarray] = {}
+    lc = [_local_order(m, c, permuted) for c in cores]   # neurons and axons in kernel order
     nn = np.array([len(c.neurons) for c in cores], dtype=np.int64)
     na = np.array([len(c.axons) for c in cores], dtype=np.int64)
     nbase = np.concatenate([[0], np.cumsum(nn)])
@@ -156,7 +157,7 @@ def _position_major(indices: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.lexsort((channel, position))
 
 
-def _local_order(m: Machine, core) -> _LocalOrder:
+def _local_order(m: Machine, core, permuted: dict[tuple, np.ndarray]) -> _LocalOrder:
     """Any order of a core's neurons and axons is exact (the crossbar is permuted with them);
     this one makes the kernels' memory access cheap. The image stores a convolution's neurons
     and axons channel-major, so one input pixel's synapses are strided: every output channel
@@ -172,8 +173,13 @@ def _local_order(m: Machine, core) -> _LocalOrder:
     if core.crossbar is None:
         return _LocalOrder(nperm, core.neurons[nperm], core.axons[nperm], None)
     aperm = _position_major(core.axons, lay.in_shape) if conv else np.arange(len(core.axons))
-    crossbar = core.crossbar[aperm][:, nperm] if conv else core.crossbar
-    return _LocalOrder(nperm, core.neurons[nperm], core.axons[aperm], crossbar)
+    if not conv:
+        return _LocalOrder(nperm, core.neurons, core.axons, core.crossbar)
+    # cores with matching tiles share one crossbar object (machine.py): permute it once
+    key = (id(core.crossbar), aperm.tobytes(), nperm.tobytes())
+    if key not in permuted:
+        permuted[key] = core.crossbar[aperm][:, nperm]
+    return _LocalOrder(nperm, core.neurons[nperm], core.axons[aperm], permuted[key])
 
 
 @dataclass
@@ -265,9 +271,14 @@ def _pack_crossbars(xbars: list[np.ndarray | None]) -> _Packed:
     patterns: dict[bytes, int] = {}            # runs, as bytes -> pattern id
     runs: list[np.ndarray] = []
     end = rows_end = 0
+    by_object: dict[int, tuple[int, int]] = {}  # the same array object: the same rows
     for ci, rows in enumerate(xbars):
         if rows is None:
             continue
+        if id(rows) in by_object:
+            xbase[ci], rbase[ci] = by_object[id(rows)]
+            continue
+        source = rows
         rows = np.ascontiguousarray(rows)
         same = stored.setdefault((rows.shape, zlib.crc32(rows)), [])
         match = next(((off, r0) for off, r0, seen in same if np.array_equal(seen, rows)), None)
@@ -288,7 +299,7 @@ def _pack_crossbars(xbars: list[np.ndarray | None]) -> _Packed:
             row_pattern.append(ids[inverse.ravel()])
             end += rows.size
             rows_end += rows.shape[0]
-        xbase[ci], rbase[ci] = match
+        xbase[ci], rbase[ci] = by_object[id(source)] = match
     xbar = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
     if xbar.dtype != np.int8 and xbar.size and np.abs(xbar).max() <= 127:
         xbar = xbar.astype(np.int8)
