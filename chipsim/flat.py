@@ -95,7 +95,7 @@ def flatten(m: Machine) -> Flat:
     for c, o in zip(cores, lc, strict=True):
         lay = m.layers[c.layer]
         if o.crossbar is not None:
-            axon_nnz[abase[c.index]:abase[c.index + 1]] = (o.crossbar != 0).sum(axis=1)
+            axon_nnz[abase[c.index]:abase[c.index + 1]] = c.nnz_per_axon[o.axon_perm]
             if lay.gain is not None:  # graded first layer: the pixel gain of the axon's channel
                 channel = o.axons // int(np.prod(lay.in_shape[1:]))
                 axon_gain[abase[c.index]:abase[c.index + 1]] = lay.gain[channel]
@@ -148,6 +148,7 @@ class _LocalOrder:
     """A core's neurons (slots) and axons (crossbar rows) in the order the kernels use."""
     neuron_perm: np.ndarray
     neurons: np.ndarray
+    axon_perm: np.ndarray
     axons: np.ndarray
     crossbar: np.ndarray | None     # the core's, rows and columns permuted to match
 
@@ -171,15 +172,15 @@ def _local_order(m: Machine, core, permuted: dict[tuple, np.ndarray]) -> _LocalO
     nperm = (_position_major(core.neurons, lay.out_shape) if conv
              else np.arange(len(core.neurons)))
     if core.crossbar is None:
-        return _LocalOrder(nperm, core.neurons[nperm], core.axons[nperm], None)
+        return _LocalOrder(nperm, core.neurons[nperm], nperm, core.axons[nperm], None)
     aperm = _position_major(core.axons, lay.in_shape) if conv else np.arange(len(core.axons))
     if not conv:
-        return _LocalOrder(nperm, core.neurons, core.axons, core.crossbar)
+        return _LocalOrder(nperm, core.neurons, aperm, core.axons, core.crossbar)
     # cores with matching tiles share one crossbar object (machine.py): permute it once
     key = (id(core.crossbar), aperm.tobytes(), nperm.tobytes())
     if key not in permuted:
         permuted[key] = core.crossbar[aperm][:, nperm]
-    return _LocalOrder(nperm, core.neurons[nperm], core.axons[aperm], permuted[key])
+    return _LocalOrder(nperm, core.neurons[nperm], aperm, core.axons[aperm], permuted[key])
 
 
 @dataclass
@@ -292,10 +293,9 @@ def _pack_crossbars(xbars: list[np.ndarray | None]) -> _Packed:
             ids = np.zeros(len(first), dtype=np.int64)
             for i, row in enumerate(first):
                 r = _runs(rows[row] != 0)
-                if r.tobytes() not in patterns:
-                    patterns[r.tobytes()] = len(runs)
+                ids[i] = patterns.setdefault(r.tobytes(), len(runs))
+                if ids[i] == len(runs):                 # a pattern not seen before
                     runs.append(r)
-                ids[i] = patterns[r.tobytes()]
             row_pattern.append(ids[inverse.ravel()])
             end += rows.size
             rows_end += rows.shape[0]
