@@ -1,5 +1,6 @@
-"""Numba kernels: pure functions over flat arrays. One image per prange iteration, so every
-piece of mutable state (membranes, accumulators, packet boxes, counters) has one owner.
+"""Numba kernels: pure functions over flat arrays. Each thread owns one workspace and runs its
+images one after another, so every piece of mutable state (accumulators, packet boxes,
+counters) has one owner.
 
 Within a time step the chip works in waves, layer by layer: the host's input packets land on
 layer-0 axons; each core of a layer reads the crossbar row of every axon that received packets
@@ -7,9 +8,16 @@ layer-0 axons; each core of a layer reads the crossbar row of every axon that re
 cores send their sums to the home cores; then the layer's tick applies, per neuron,
     u = sat(leak(u) + (acc << shift) + bias); spike if u > theta; reset,
 and each spike's packet lands on the next layer's axons. Output neurons only accumulate.
-A packet multicast to several cores is kept once, in the box of its logical target, which
-every core holding that target reads (flat._entries). Membranes are int64; input
-accumulators int32 where flatten() proves no overflow, else int64. The result matches
+
+The simulator runs an image layer-major: layer l for all T steps, then layer l + 1. The
+network is feed-forward, so layer l at step t depends only on layer l - 1 at step t and on its
+own membranes at step t - 1, and any order that respects those two is exact. Layer-major lets
+a core read each axon's metadata once for all steps and keeps each membrane in a register
+across its T ticks (no membrane array at all); accumulators and packet boxes carry a step
+axis. A packet multicast to several cores is kept once, in the box of its logical target,
+which every core holding that target reads (flat._entries); a byte per target marks the
+steps it received packets in, so silent targets cost one byte load. Membranes are int64;
+input accumulators int32 where flatten() proves no overflow, else int64. The result matches
 compiler.reference bit for bit.
 """
 
@@ -58,12 +66,134 @@ def _add_rows(acc, xbar, s0, lo, n, rows, vas, m):
 
 @njit(cache=True, nogil=True, _nrt=False)
 def _add_group(acc, xbar, s0, rows, vas, m, pattern, run_ptr, run_lo, run_hi):
-    """Add m pending rows that share ``pattern``, run by run. This and _add_rows allocate
-    nothing, so both are compiled without reference counting: its atomic increments on every
+    """Add m pending rows that share ``pattern``, run by run. The helpers below allocate
+    nothing, so they are compiled without reference counting: its atomic increments on every
     slice and call were 13% of the kernel time."""
     for k in range(run_ptr[pattern], run_ptr[pattern + 1]):
         lo = run_lo[k]
         _add_rows(acc, xbar, s0 + lo, lo, run_hi[k] - lo, rows, vas, m)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _read_axons(acc, s0, nn, a0, a1, r0, x0, axon_entry, active, count, value, axon_nnz,
+                axon_gain, row_pattern, xbar, run_ptr, run_lo, run_hi, pend_row, pend_va,
+                pend_m, pend_pattern):
+    """One crossbar core, all T steps: the row of every axon that received packets at step t
+    is added into acc[t] (consecutive rows sharing a pattern GROUP at a time, per step).
+    Returns the core's (packets in, synaptic operations)."""
+    n_steps = acc.shape[0]
+    n_pk = 0
+    n_sop = 0
+    for t in range(n_steps):
+        pend_m[t] = 0
+    for a in range(a0, a1):
+        e = axon_entry[a]
+        steps = active[e]
+        if steps == 0:
+            continue
+        pattern = row_pattern[r0 + a - a0]
+        for t in range(n_steps):
+            if not (steps >> (t & 7)) & 1:
+                continue
+            p = count[e, t]
+            v = value[e, t]
+            n_pk += p
+            n_sop += axon_nnz[a] * p      # every packet drives the row on chip
+            if v == 0:
+                continue
+            m = pend_m[t]
+            if m == GROUP or (m > 0 and pend_pattern[t] != pattern):
+                _add_group(acc[t], xbar, s0, pend_row[t], pend_va[t], m, pend_pattern[t],
+                           run_ptr, run_lo, run_hi)
+                m = 0
+            pend_pattern[t] = pattern
+            pend_row[t, m] = x0 + (a - a0) * nn
+            pend_va[t, m] = v * axon_gain[a]   # cast to the accumulator type
+            pend_m[t] = m + 1
+    for t in range(n_steps):
+        if pend_m[t] > 0:
+            _add_group(acc[t], xbar, s0, pend_row[t], pend_va[t], pend_m[t], pend_pattern[t],
+                       run_ptr, run_lo, run_hi)
+    return n_pk, n_sop
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _read_home(acc, s0, nn, a0, axon_entry, count, value):
+    """A home core: graded partial sums (or host currents) land on axon j = neuron j."""
+    n_pk = 0
+    for j in range(nn):
+        e = axon_entry[a0 + j]
+        for t in range(acc.shape[0]):
+            acc[t, s0 + j] += value[e, t]
+            n_pk += count[e, t]
+    return n_pk
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _send_partials(acc, s0, sl0, nn, slot_entry, slot_route, active, count, value, route_pk):
+    """A partial-sum core sends each non-zero sum to its home; returns the packets sent."""
+    n_out = 0
+    for j in range(nn):
+        e = slot_entry[sl0 + j]
+        r = slot_route[sl0 + j]
+        for t in range(acc.shape[0]):
+            ps = acc[t, s0 + j]
+            if ps != 0:
+                n_out += 1
+                if r >= 0:
+                    route_pk[t, r] += 1
+                value[e, t] += ps
+                count[e, t] += 1
+                active[e] |= 1 << (t & 7)
+            acc[t, s0 + j] = 0
+    return n_out
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _tick(acc, s0, sl0, nn, shift, slot_bias, th, leak_shift, leak_mult, soft, mem_lo, mem_hi,
+          slot_entry, slot_route, active, count, value, route_pk, record, rec_base, slot_neuron,
+          do_record):
+    """One core's neurons, all T steps; a neuron's membrane lives in a register. (Branch-free
+    spike handling was measured slower: the branch predicts well enough.) Returns the core's
+    (spikes, packets sent)."""
+    n_spk = 0
+    n_out = 0
+    for j in range(nn):
+        s = sl0 + j
+        bias = slot_bias[s]
+        e = slot_entry[s]
+        r = slot_route[s]
+        x = np.int64(0)
+        for t in range(acc.shape[0]):
+            cur = (np.int64(acc[t, s0 + j]) << shift) + bias
+            acc[t, s0 + j] = 0
+            if leak_mult == 1:
+                x = (x >> leak_shift) + cur
+            else:
+                x = ((x * leak_mult) >> leak_shift) + cur
+            x = min(max(x, mem_lo), mem_hi)
+            if x > th:
+                x = x - th if soft else 0
+                n_spk += 1
+                if do_record:
+                    record[t, rec_base + slot_neuron[s]] = 1
+                if r >= 0:
+                    n_out += 1
+                    route_pk[t, r] += 1
+                if e >= 0:
+                    value[e, t] += 1
+                    count[e, t] += 1
+                    active[e] |= 1 << (t & 7)
+    return n_spk, n_out
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _tick_output(acc, s0, sl0, nn, shift, slot_bias, out_slot_class, out):
+    """Output neurons only accumulate their input current."""
+    for j in range(nn):
+        for t in range(acc.shape[0]):
+            out[out_slot_class[sl0 + j]] += (np.int64(acc[t, s0 + j]) << shift) + slot_bias[sl0 + j]
+            acc[t, s0 + j] = 0
 
 
 @njit(cache=True, nogil=True)
@@ -71,20 +201,23 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
               leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron, slot_bias,
               out_slot_class, axon_gain, axon_nnz, xbar, rbase, row_pattern, run_ptr, run_lo,
               run_hi, axon_entry, slot_entry, input_entry, region_ptr, in_route, slot_route,
-              mem_lo, mem_hi, acc_proto, out, record, spikes_out, sops, pk_in, pk_out, route_pk):
+              mem_lo, mem_hi, out, record, spikes_out, sops, pk_in, pk_out, route_pk,
+              acc, count, value, active):
     """Run all T steps of one image. ``inputs`` (T, n_in) int64 event values (0 = no event).
-    ``record`` is (T, n_neurons_total) uint8 or (0, 0) to skip recording. Input accumulators
-    take ``acc_proto``'s dtype: int32 where the compiler-side bound proves no overflow (its
-    multiplies vectorize), int64 otherwise."""
+    ``record`` is (T, n_neurons_total) uint8 or (0, 0) to skip recording.
+
+    Workspace (``new_workspace``), all zero on entry and left zero on return: ``acc`` (T,
+    widest layer's slots) input accumulators, int32 where the compiler-side bound proves no
+    overflow (its multiplies vectorize), int64 otherwise; ``count`` and ``value`` (entries, T)
+    the packets and summed value each target received per step; ``active`` (entries,) uint8,
+    bit t % 8 set when the target received packets at step t (a filter: with T > 8 a set bit
+    can mean another step, whose count and value are then 0 and add nothing)."""
     n_steps = inputs.shape[0]
-    n_slots = nbase[-1]
     n_layers = layer_core_ptr.shape[0] - 1
-    u = np.zeros(n_slots, dtype=np.int64)
-    acc = np.zeros(n_slots, dtype=acc_proto.dtype)
-    pend_row = np.zeros(GROUP, dtype=np.int64)   # rows waiting to be added together
-    pend_va = np.zeros(GROUP, dtype=acc_proto.dtype)
-    # (summed value, packet count) of every packet target, side by side (see flat._entries)
-    box = np.zeros((region_ptr[-1], 2), dtype=np.int64)
+    pend_row = np.zeros((n_steps, GROUP), dtype=np.int64)   # rows waiting to be added together
+    pend_va = np.zeros((n_steps, GROUP), dtype=acc.dtype)
+    pend_m = np.zeros(n_steps, dtype=np.int64)
+    pend_pattern = np.zeros(n_steps, dtype=np.int64)
     do_record = record.shape[0] > 0
     for t in range(n_steps):
         for i in range(inputs.shape[1]):
@@ -94,96 +227,57 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
                 if r >= 0:
                     route_pk[t, r] += 1
                 e = input_entry[i]
-                box[e, 0] += v
-                box[e, 1] += 1
-        for l in range(n_layers):
-            c0, c1 = layer_core_ptr[l], layer_core_ptr[l + 1]
-            for c in range(c0, c1):
-                s0, s1 = nbase[c], nbase[c + 1]
-                nn = s1 - s0
-                if core_role[c] == ROLE_HOME:
-                    # graded partial sums (or host currents) land on axon j = neuron j
-                    a0 = abase[c]
-                    for j in range(nn):
-                        e = axon_entry[a0 + j]
-                        acc[s0 + j] += box[e, 0]
-                        pk_in[c] += box[e, 1]
-                    continue
-                m = 0
-                pattern = -1
-                for a in range(abase[c], abase[c + 1]):
-                    e = axon_entry[a]
-                    p = box[e, 1]
-                    if p == 0:
-                        continue
-                    v = box[e, 0]
-                    pk_in[c] += p
-                    sops[c] += axon_nnz[a] * p      # every packet drives the row on chip
-                    if v == 0:
-                        continue
-                    r = rbase[c] + a - abase[c]
-                    if m == GROUP or (m > 0 and row_pattern[r] != pattern):
-                        _add_group(acc, xbar, s0, pend_row, pend_va, m, pattern,
-                                   run_ptr, run_lo, run_hi)
-                        m = 0
-                    pattern = row_pattern[r]
-                    pend_row[m] = xbase[c] + (a - abase[c]) * nn
-                    pend_va[m] = v * axon_gain[a]   # cast to the accumulator type
-                    m += 1
-                if m > 0:
-                    _add_group(acc, xbar, s0, pend_row, pend_va, m, pattern,
-                               run_ptr, run_lo, run_hi)
-                if core_role[c] == ROLE_PARTIAL:
-                    for s in range(s0, s1):
-                        ps = acc[s]
-                        if ps != 0:
-                            pk_out[c] += 1
-                            r = slot_route[s]
-                            if r >= 0:
-                                route_pk[t, r] += 1
-                            e = slot_entry[s]
-                            box[e, 0] += ps
-                            box[e, 1] += 1
-                        acc[s] = 0
-            # every core of the layer has read its packets
-            box[region_ptr[l]:region_ptr[l + 1]] = 0
-            # the layer's tick
-            th = threshold[l]
-            for c in range(c0, c1):
-                if core_role[c] == ROLE_PARTIAL:
-                    continue
-                sh = core_shift[c]
-                for s in range(nbase[c], nbase[c + 1]):
-                    cur = (np.int64(acc[s]) << sh) + slot_bias[s]
-                    acc[s] = 0
-                    if is_output[l]:
-                        out[out_slot_class[s]] += cur
-                        continue
-                    if leak_mult[l] == 1:
-                        x = (u[s] >> leak_shift[l]) + cur
-                    else:
-                        x = ((u[s] * leak_mult[l]) >> leak_shift[l]) + cur
-                    if x < mem_lo:
-                        x = mem_lo
-                    elif x > mem_hi:
-                        x = mem_hi
-                    if x > th:
-                        if soft_reset[l]:
-                            x -= th
-                        else:
-                            x = 0
-                        spikes_out[c] += 1
-                        if do_record:
-                            record[t, layer_nbase[l] + slot_neuron[s]] = 1
-                        r = slot_route[s]
-                        if r >= 0:
-                            pk_out[c] += 1
-                            route_pk[t, r] += 1
-                        e = slot_entry[s]
-                        if e >= 0:
-                            box[e, 0] += 1
-                            box[e, 1] += 1
-                    u[s] = x
+                value[e, t] += v
+                count[e, t] += 1
+                active[e] |= 1 << (t & 7)
+    for l in range(n_layers):
+        c0, c1 = layer_core_ptr[l], layer_core_ptr[l + 1]
+        lbase = nbase[c0]                 # acc holds this layer's slots only
+        for c in range(c0, c1):
+            s0, nn = nbase[c] - lbase, nbase[c + 1] - nbase[c]
+            if core_role[c] == ROLE_HOME:
+                pk_in[c] += _read_home(acc, s0, nn, abase[c], axon_entry, count, value)
+                continue
+            n_pk, n_sop = _read_axons(acc, s0, nn, abase[c], abase[c + 1], rbase[c], xbase[c],
+                                      axon_entry, active, count, value, axon_nnz, axon_gain,
+                                      row_pattern, xbar, run_ptr, run_lo, run_hi, pend_row,
+                                      pend_va, pend_m, pend_pattern)
+            pk_in[c] += n_pk
+            sops[c] += n_sop
+            if core_role[c] == ROLE_PARTIAL:
+                pk_out[c] += _send_partials(acc, s0, nbase[c], nn, slot_entry, slot_route,
+                                            active, count, value, route_pk)
+        # every core of the layer has read its packets
+        e0, e1 = region_ptr[l], region_ptr[l + 1]
+        count[e0:e1] = 0
+        value[e0:e1] = 0
+        active[e0:e1] = 0
+        # the layer's ticks, all steps
+        for c in range(c0, c1):
+            if core_role[c] == ROLE_PARTIAL:
+                continue
+            s0, nn = nbase[c] - lbase, nbase[c + 1] - nbase[c]
+            if is_output[l]:
+                _tick_output(acc, s0, nbase[c], nn, core_shift[c], slot_bias, out_slot_class, out)
+                continue
+            n_spk, n_out = _tick(acc, s0, nbase[c], nn, core_shift[c], slot_bias, threshold[l],
+                                 leak_shift[l], leak_mult[l], soft_reset[l], mem_lo, mem_hi,
+                                 slot_entry, slot_route, active, count, value, route_pk, record,
+                                 layer_nbase[l], slot_neuron, do_record)
+            spikes_out[c] += n_spk
+            pk_out[c] += n_out
+
+
+@njit(cache=True)
+def new_workspace(n_steps, nbase, layer_core_ptr, n_entries, acc_proto):
+    """Zeroed per-thread state for ``run_image`` (see there)."""
+    widest = 0
+    for l in range(layer_core_ptr.shape[0] - 1):
+        widest = max(widest, nbase[layer_core_ptr[l + 1]] - nbase[layer_core_ptr[l]])
+    return (np.zeros((n_steps, widest), dtype=acc_proto.dtype),
+            np.zeros((n_entries, n_steps), dtype=np.int64),
+            np.zeros((n_entries, n_steps), dtype=np.int64),
+            np.zeros(n_entries, dtype=np.uint8))
 
 
 @njit(cache=True, parallel=True)
@@ -191,12 +285,20 @@ def run_batch(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
               leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron, slot_bias,
               out_slot_class, axon_gain, axon_nnz, xbar, rbase, row_pattern, run_ptr, run_lo,
               run_hi, axon_entry, slot_entry, input_entry, region_ptr, in_route, slot_route,
-              mem_lo, mem_hi, acc_proto, out, record, spikes_out, sops, pk_in, pk_out, route_pk):
-    """``run_image`` over a batch (B, T, n_in); every output array has a leading batch axis."""
-    for b in prange(inputs.shape[0]):
-        run_image(inputs[b], core_role, nbase, abase, xbase, core_shift, layer_core_ptr, threshold,
-                  leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron,
-                  slot_bias, out_slot_class, axon_gain, axon_nnz, xbar, rbase, row_pattern,
-                  run_ptr, run_lo, run_hi, axon_entry, slot_entry, input_entry, region_ptr,
-                  in_route, slot_route, mem_lo, mem_hi, acc_proto, out[b], record[b],
-                  spikes_out[b], sops[b], pk_in[b], pk_out[b], route_pk[b])
+              mem_lo, mem_hi, acc_proto, out, record, spikes_out, sops, pk_in, pk_out, route_pk,
+              n_workers):
+    """``run_image`` over a batch (B, T, n_in); every output array has a leading batch axis.
+    ``n_workers`` (<= the batch) workers each allocate one workspace (a few MB) and reuse it
+    for their images: allocating it per image cost more in page faults than the arithmetic."""
+    b = inputs.shape[0]
+    for w in prange(n_workers):
+        acc, count, value, active = new_workspace(inputs.shape[1], nbase, layer_core_ptr,
+                                                  region_ptr[-1], acc_proto)
+        for i in range(w, b, n_workers):
+            run_image(inputs[i], core_role, nbase, abase, xbase, core_shift, layer_core_ptr,
+                      threshold, leak_shift, leak_mult, soft_reset, is_output, layer_nbase,
+                      slot_neuron, slot_bias, out_slot_class, axon_gain, axon_nnz, xbar, rbase,
+                      row_pattern, run_ptr, run_lo, run_hi, axon_entry, slot_entry, input_entry,
+                      region_ptr, in_route, slot_route, mem_lo, mem_hi, out[i], record[i],
+                      spikes_out[i], sops[i], pk_in[i], pk_out[i], route_pk[i], acc, count,
+                      value, active)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from chipsim import kernels
@@ -71,7 +72,8 @@ class Chip:
                           f.run_ptr, f.run_lo, f.run_hi, f.axon_entry,
                           f.slot_entry, f.input_entry, f.region_ptr, f.in_route, f.slot_route,
                           self.mem_lo, self.mem_hi, np.zeros(0, self.flat.acc_dtype), out, rec,
-                          spikes_out, sops, pk_in, pk_out, route_pk)
+                          spikes_out, sops, pk_in, pk_out, route_pk,
+                          max(1, min(b, numba.get_num_threads())))
         spikes = None
         if record:
             spikes = {}
