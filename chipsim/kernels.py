@@ -206,12 +206,13 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
     """Run all T steps of one image. ``inputs`` (T, n_in) int64 event values (0 = no event).
     ``record`` is (T, n_neurons_total) uint8 or (0, 0) to skip recording.
 
-    Workspace (``new_workspace``), all zero on entry and left zero on return: ``acc`` (T,
-    widest layer's slots) input accumulators, int32 where the compiler-side bound proves no
-    overflow (its multiplies vectorize), int64 otherwise; ``count`` and ``value`` (entries, T)
-    the packets and summed value each target received per step; ``active`` (entries,) uint8,
-    bit t % 8 set when the target received packets at step t (a filter: with T > 8 a set bit
-    can mean another step, whose count and value are then 0 and add nothing)."""
+    Workspace (``new_workspace``), all zero on entry and left zero on return:
+    - ``acc`` (T, widest layer's slots): input accumulators, int32 where the compiler-side
+      bound proves no overflow (its multiplies vectorize), int64 otherwise;
+    - ``count`` (entries, T) int32 and ``value`` (entries, T) of the accumulator type (the same
+      bound covers every sum a target receives): packets and summed value per target and step;
+    - ``active`` (entries,) uint8: bit t % 8 set when the target received packets at step t
+      (a filter: with T > 8 a set bit can mean another step, whose count and value are 0)."""
     n_steps = inputs.shape[0]
     n_layers = layer_core_ptr.shape[0] - 1
     pend_row = np.zeros((n_steps, GROUP), dtype=np.int64)   # rows waiting to be added together
@@ -275,8 +276,8 @@ def new_workspace(n_steps, nbase, layer_core_ptr, n_entries, acc_proto):
     for l in range(layer_core_ptr.shape[0] - 1):
         widest = max(widest, nbase[layer_core_ptr[l + 1]] - nbase[layer_core_ptr[l]])
     return (np.zeros((n_steps, widest), dtype=acc_proto.dtype),
-            np.zeros((n_entries, n_steps), dtype=np.int64),
-            np.zeros((n_entries, n_steps), dtype=np.int64),
+            np.zeros((n_entries, n_steps), dtype=np.int32),
+            np.zeros((n_entries, n_steps), dtype=acc_proto.dtype),
             np.zeros(n_entries, dtype=np.uint8))
 
 
