@@ -1,0 +1,127 @@
+"""A 16-lane int32 vector for Numba kernels, and the one operation the quad kernel needs.
+
+``dot4(acc, packed, x, off)`` adds, in each of 16 int32 lanes j,
+    sum over k < 4 of byte k of ``packed`` (unsigned) x x[off + 4 j + k] (signed int8),
+which is one AVX-512 VNNI instruction (vpdpbusd: 64 multiply-adds, no saturation). On a CPU
+without VNNI the same sum is emitted as portable LLVM vector code: the result is identical,
+only slower. Which of the two is decided when Numba compiles, from the features of the CPU it
+compiles for (Numba's cache keys machine code by CPU, so a cached kernel never runs on another).
+
+The vector lives in registers: Numba keeps a value of this type as one LLVM <16 x i32>.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.core.extending import intrinsic, models, register_model
+
+LANES = 16
+_I8 = ir.IntType(8)
+_I32 = ir.IntType(32)
+_VEC = ir.VectorType(_I32, LANES)
+_BYTES = ir.VectorType(_I8, 4 * LANES)
+
+
+class Int32x16(types.Type):
+    def __init__(self) -> None:
+        super().__init__(name="int32x16")
+
+
+int32x16 = Int32x16()
+
+
+@register_model(Int32x16)
+class _Int32x16Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type) -> None:
+        super().__init__(dmm, fe_type, _VEC)
+
+
+def has_vnni(context) -> bool:
+    """Whether the machine code Numba emits may use AVX-512 VNNI."""
+    features = getattr(context.codegen(), "_tm_features", "") or ""
+    return "+avx512vnni" in features.split(",") and "+avx512bw" in features.split(",")
+
+
+def host_has_vnni() -> bool:
+    """Whether Numba compiles for a CPU with AVX-512 VNNI here."""
+    from numba.core.registry import cpu_target
+    return has_vnni(cpu_target.target_context)
+
+
+def _data_pointer(context, builder, array_type, array, offset, element):
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.bitcast(builder.gep(data, [offset]), element.as_pointer())
+
+
+@intrinsic
+def zeros(typingctx):
+    """An all-zero vector."""
+    def codegen(context, builder, sig, args):
+        return ir.Constant(_VEC, None)
+    return int32x16(), codegen
+
+
+def _dot4_portable(builder, acc, packed_bytes, x_bytes):
+    wide = ir.VectorType(_I32, 4 * LANES)
+    products = builder.mul(builder.zext(packed_bytes, wide), builder.sext(x_bytes, wide))
+    total = acc
+    for k in range(4):   # lane j sums products 4j .. 4j + 3
+        pick = ir.Constant(ir.VectorType(_I32, LANES), [4 * j + k for j in range(LANES)])
+        total = builder.add(total, builder.shuffle_vector(products, products, pick))
+    return total
+
+
+def make_dot4(vnni: bool | None = None):
+    """The dot4 intrinsic; ``vnni`` forces one implementation (tests), None decides by CPU."""
+
+    @intrinsic
+    def dot4(typingctx, acc, packed, x, off):
+        if not (isinstance(x, types.Array) and x.dtype == types.int8 and x.layout == "C"):
+            return None
+        sig = int32x16(int32x16, packed, x, off)
+
+        def codegen(context, builder, sig, args):
+            acc_v, pk, x_arr, x_off = args
+            ptr = _data_pointer(context, builder, sig.args[2], x_arr, x_off, _BYTES)
+            x_bytes = builder.load(ptr)
+            x_bytes.align = 1
+            pk32 = builder.trunc(pk, _I32) if pk.type.width > 32 else pk
+            splat = builder.shuffle_vector(
+                builder.insert_element(ir.Constant(_VEC, None), pk32, ir.Constant(_I32, 0)),
+                ir.Constant(_VEC, None), ir.Constant(_VEC, [0] * LANES))
+            use_vnni = has_vnni(context) if vnni is None else vnni
+            if use_vnni:
+                fn = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]),
+                    "llvm.x86.avx512.vpdpbusd.512")
+                return builder.call(fn, [acc_v, splat, builder.bitcast(x_bytes, _VEC)])
+            return _dot4_portable(builder, acc_v, builder.bitcast(splat, _BYTES), x_bytes)
+        return sig, codegen
+
+    return dot4
+
+
+dot4 = make_dot4()
+
+
+@intrinsic
+def add_into(typingctx, dst, off, vec):
+    """dst[off : off + 16] += vec, for an int32 or int64 array ``dst``."""
+    if not (isinstance(dst, types.Array) and dst.dtype in (types.int32, types.int64)
+            and vec == int32x16):
+        return None
+    sig = types.void(dst, off, vec)
+
+    def codegen(context, builder, sig, args):
+        d_arr, d_off, v = args
+        width = sig.args[0].dtype.bitwidth
+        lane_vec = ir.VectorType(ir.IntType(width), LANES)
+        ptr = _data_pointer(context, builder, sig.args[0], d_arr, d_off, lane_vec)
+        old = builder.load(ptr)
+        old.align = width // 8
+        add = v if width == 32 else builder.sext(v, lane_vec)
+        builder.store(builder.add(old, add), ptr).align = width // 8
+        return context.get_dummy_value()
+    return sig, codegen
