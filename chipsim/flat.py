@@ -12,6 +12,10 @@ convolution's interior tiles all hold the same matrix (VGG5: 448 conv cores, 36 
 crossbars, 14 MB), which keeps the row adds in cache; the chip still has one crossbar per
 core. Each row's synapses are described as runs of columns (a pattern shared by many rows),
 so the kernels add only those.
+
+Where the CPU has AVX-512 VNNI and a core's inputs allow it (see _quad_cores), the core's
+crossbar is stored instead in quads: axons 4q .. 4q + 3 interleaved per column, the layout
+one VNNI instruction multiplies by four axons' 8-bit inputs (kernels._read_quads).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chipsim import simd
 from chipsim.machine import Machine
 from spikemesh.chipimage import ROLE_HOME, ROLE_PARTIAL, merged_sources
 from spikemesh.hostinput import MAX_INPUT_EVENT
@@ -70,9 +75,15 @@ class Flat:
     in_route: np.ndarray
     slot_route: np.ndarray
     acc_dtype: type             # np.int32 when no input accumulator can overflow it, else np.int64
+    # crossbars of quad cores (see _quad_cores), which have no rows in ``xbar``
+    qbase: np.ndarray           # int64 (C,) offset of the core's quads in ``xquad``, -1: rows
+    xquad: np.ndarray           # int8: per core (ceil(axons / 4), neurons, 4), shared
 
 
-def flatten(m: Machine) -> Flat:
+def flatten(m: Machine, quads: bool | None = None) -> Flat:
+    """``quads``: store eligible cores' crossbars in quads for the VNNI kernel (True also on a
+    CPU without VNNI, where the same arithmetic runs as portable vector code: tests); None:
+    when the CPU has VNNI."""
     cores = m.cores
     n_layers = len(m.layers)
     order = [ci for li in range(n_layers) for ci in m.layer_cores[li]]
@@ -84,7 +95,6 @@ def flatten(m: Machine) -> Flat:
     na = np.array([len(c.axons) for c in cores], dtype=np.int64)
     nbase = np.concatenate([[0], np.cumsum(nn)])
     abase = np.concatenate([[0], np.cumsum(na)])
-    packed = _pack_crossbars([o.crossbar for o in lc])
     axon_nnz = np.zeros(int(abase[-1]), dtype=np.int64)
     axon_gain = np.ones(int(abase[-1]), dtype=np.int64)
     slot_neuron = np.concatenate([o.neurons for o in lc]) if cores else np.zeros(0, np.int64)
@@ -120,6 +130,12 @@ def flatten(m: Machine) -> Flat:
     n_in = len(entries.input_entry)
     layer_sizes = np.array([lay.n_neurons for lay in m.layers], dtype=np.int64)
     acc_bound = _accumulator_bound(m, cores, lc, abase, axon_gain, host_fed)
+    acc_dtype = np.int32 if acc_bound < np.iinfo(np.int32).max else np.int64
+    use_quads = simd.host_has_vnni() if quads is None else quads
+    quad = _quad_cores(m, lc, abase, axon_gain) if use_quads and acc_dtype == np.int32 else \
+        np.zeros(len(cores), dtype=bool)
+    packed = _pack_crossbars([None if q else o.crossbar for o, q in zip(lc, quad, strict=True)])
+    qbase, xquad = _pack_quads([o.crossbar if q else None for o, q in zip(lc, quad, strict=True)])
     return Flat(
         n_slots=int(nbase[-1]), n_axons=int(abase[-1]), n_inputs=n_in,
         core_layer=np.array([c.layer for c in cores], dtype=np.int64),
@@ -140,7 +156,48 @@ def flatten(m: Machine) -> Flat:
         axon_entry=entries.axon_entry, slot_entry=entries.slot_entry,
         input_entry=entries.input_entry, region_ptr=entries.region_ptr,
         in_route=m.input_route.astype(np.int64), slot_route=slot_route,
-        acc_dtype=np.int32 if acc_bound < np.iinfo(np.int32).max else np.int64)
+        acc_dtype=acc_dtype, qbase=qbase, xquad=xquad)
+
+
+def _quad_cores(m: Machine, lc: list[_LocalOrder], abase: np.ndarray,
+                axon_gain: np.ndarray) -> np.ndarray:
+    """Cores whose synaptic work can run as VNNI dot products of four axons: every weight fits
+    int8, every input (event x gain) fits uint8, and the neurons fill whole 16-lane vectors
+    (the int32 accumulators are checked by the caller). bool (C,)."""
+    fits: dict[int, bool] = {}     # by crossbar object: matching tiles share one
+    out = np.zeros(len(m.cores), dtype=bool)
+    for c, o in zip(m.cores, lc, strict=True):
+        if o.crossbar is None or len(o.neurons) % simd.LANES:
+            continue
+        xb = o.crossbar
+        if id(xb) not in fits:
+            fits[id(xb)] = xb.size == 0 or (int(xb.min()) >= -128 and int(xb.max()) <= 127)
+        gain = axon_gain[abase[c.index]:abase[c.index + 1]]
+        out[c.index] = (fits[id(xb)] and gain.size > 0 and int(gain.min()) >= 0
+                        and _max_event(m, c.layer) * int(gain.max()) <= 255)
+    return out
+
+
+def _pack_quads(xbars: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+    """(qbase, xquad): each crossbar (A, N) as an int8 (ceil(A / 4), N, 4) array, axon
+    4q + k's weight to column j at [q, j, k] (missing axons of the last quad are zero). One
+    copy per crossbar object, so cores with matching tiles share it."""
+    qbase = np.full(len(xbars), -1, dtype=np.int64)
+    parts: list[np.ndarray] = []
+    by_object: dict[int, int] = {}
+    end = 0
+    for ci, rows in enumerate(xbars):
+        if rows is None:
+            continue
+        if id(rows) not in by_object:
+            a, n = rows.shape
+            quads = np.zeros((-(-a // 4) * 4, n), dtype=np.int8)
+            quads[:a] = rows
+            parts.append(np.ascontiguousarray(quads.reshape(-1, 4, n).transpose(0, 2, 1)).ravel())
+            by_object[id(rows)] = end
+            end += parts[-1].size
+        qbase[ci] = by_object[id(rows)]
+    return qbase, (np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8))
 
 
 @dataclass

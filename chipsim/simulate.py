@@ -32,9 +32,10 @@ class SimResult:
 class Chip:
     """A chip image ready to run. Build once, call ``run`` on batches of images."""
 
-    def __init__(self, machine: Machine) -> None:
+    def __init__(self, machine: Machine, quads: bool | None = None) -> None:
+        """``quads``: see flat.flatten (default: VNNI quads where the CPU has VNNI)."""
         self.machine = machine
-        self.flat: Flat = flatten(machine)
+        self.flat: Flat = flatten(machine, quads)
         bits = machine.membrane_bits
         self.mem_lo, self.mem_hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
         self.n_routes = len(machine.route_src)
@@ -71,7 +72,8 @@ class Chip:
                           f.out_slot_class, f.axon_gain, f.axon_nnz, f.xbar, f.rbase, f.row_pattern,
                           f.run_ptr, f.run_lo, f.run_hi, f.axon_entry,
                           f.slot_entry, f.input_entry, f.region_ptr, f.in_route, f.slot_route,
-                          self.mem_lo, self.mem_hi, np.zeros(0, self.flat.acc_dtype), out, rec,
+                          self.mem_lo, self.mem_hi, f.qbase, f.xquad,
+                          np.zeros(0, self.flat.acc_dtype), out, rec,
                           spikes_out, sops, pk_in, pk_out, route_pk,
                           max(1, min(b, numba.get_num_threads())))
         spikes = None

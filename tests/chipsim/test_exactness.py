@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from chipsim.flat import flatten
 from chipsim.machine import machine_from_arrays
 from chipsim.simulate import Chip
 from compiler.reference import run_reference
@@ -20,16 +21,20 @@ from tests.helpers import (
 
 
 def assert_bit_exact(model, meta, arrays, images, seed=0):
-    chip = Chip(machine_from_arrays(meta, arrays))
-    sim = chip.run(images, rng=np.random.default_rng(seed), record=True)
+    """Both ways the kernels add synapses (rows, and VNNI quads where a core allows them;
+    without VNNI the quads run as portable vector code) against the reference."""
+    machine = machine_from_arrays(meta, arrays)
     ref = run_reference(model, images, rng=np.random.default_rng(seed), record=True,
                         norm=(meta["model"]["mean"], meta["model"]["std"]))
-    for name, trains in sim.spikes.items():
-        expected = ref.spikes[name].reshape(*ref.spikes[name].shape[:2], -1).transpose(1, 0, 2)
-        if not np.array_equal(trains, expected):
-            b, t, n = np.argwhere(trains != expected)[0]
-            pytest.fail(f"first mismatch: layer {name}, image {b}, step {t}, neuron {n}")
-    assert np.array_equal(sim.logits, ref.logits)
+    for quads in (False, True):
+        sim = Chip(machine, quads=quads).run(images, rng=np.random.default_rng(seed), record=True)
+        for name, trains in sim.spikes.items():
+            expected = ref.spikes[name].reshape(*ref.spikes[name].shape[:2], -1).transpose(1, 0, 2)
+            if not np.array_equal(trains, expected):
+                b, t, n = np.argwhere(trains != expected)[0]
+                pytest.fail(f"first mismatch (quads={quads}): layer {name}, image {b}, step {t}, "
+                            f"neuron {n}")
+        assert np.array_equal(sim.logits, ref.logits)
     return sim, ref
 
 
@@ -52,6 +57,7 @@ def test_tiny_chip_forces_splits_merges_and_several_chips():
     meta, arrays = compile_in_memory(model, spec)
     groups = {p["layer"]: p["groups"] for p in meta["plans"]}
     assert groups["conv2"] >= 2 and groups["fc1"] >= 2
+    assert (flatten(machine_from_arrays(meta, arrays), quads=True).qbase >= 0).sum() >= 4
     assert meta["board"]["chips_x"] * meta["board"]["chips_y"] > 1
     sim, _ = assert_bit_exact(model, meta, arrays, random_images(rng, 8))
     assert sim.spikes["conv2"].sum() > 0 and sim.spikes["fc1"].sum() > 0  # not a silent network
@@ -62,9 +68,12 @@ def test_counters_are_consistent():
     spec = tiny_spec()
     model = integer_model(random_layers(rng), spec=spec)
     meta, arrays = compile_in_memory(model, spec)
-    chip = Chip(machine_from_arrays(meta, arrays))
+    chip = Chip(machine_from_arrays(meta, arrays), quads=True)
     images = random_images(rng, 4)
     sim = chip.run(images, record=True)
+    rows = Chip(chip.machine, quads=False).run(images, record=True)
+    for counter in ("spikes_out", "sops", "packets_in", "packets_out", "route_packets"):
+        np.testing.assert_array_equal(getattr(sim, counter), getattr(rows, counter))
     # one packet per spike of a neuron that has receivers; every packet reaches >= 1 core
     spikes = sum(int(s.sum()) for s in sim.spikes.values())
     assert sim.spikes_out.sum() == spikes
@@ -99,7 +108,7 @@ def test_results_do_not_depend_on_batching_or_threads():
     spec = tiny_spec()
     model = integer_model(random_layers(rng, theta=(0.3, 0.5)), spec=spec)
     meta, arrays = compile_in_memory(model, spec)
-    chip = Chip(machine_from_arrays(meta, arrays))
+    chip = Chip(machine_from_arrays(meta, arrays), quads=True)
     images = random_images(rng, 7)
     whole = chip.run(images, record=True)
     threads = numba.get_num_threads()
