@@ -16,7 +16,9 @@ a core read each axon's metadata once for all steps and keeps each membrane in a
 across its T ticks (no membrane array at all); accumulators and packet boxes carry a step
 axis. A packet multicast to several cores is kept once, in the box of its logical target,
 which every core holding that target reads (flat._entries); a byte per target marks the
-steps it received packets in, so silent targets cost one byte load. Membranes are int64;
+steps it received packets in, so silent targets cost one byte load. Cores whose inputs are
+spikes add their synapses as VNNI dot products of four axons instead of rows where the CPU has
+VNNI (_read_quads, chipsim/simd.py); the two ways are exact alike. Membranes are int64;
 input accumulators int32 where flatten() proves no overflow, else int64. The result matches
 compiler.reference bit for bit.
 """
@@ -167,7 +169,7 @@ def _dot_quads(dst, s0, nn, q0, xquad, quad_id, quad_value, n):
     column j with the four bytes of quad_value[i]. Columns 128 at a time: eight independent
     chains of dot products hide the instruction's latency, and their sums stay in registers
     across the quads; then 16 at a time."""
-    b = 0
+    b = 0       # x + 64 k: the next 16 columns (16 columns x 4 axons = 64 bytes per vector)
     while b + 8 * simd.LANES <= nn:
         v0, v1, v2, v3 = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()
         v4, v5, v6, v7 = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()

@@ -39,7 +39,9 @@ class _Int32x16Model(models.PrimitiveModel):
 
 
 def has_vnni(context) -> bool:
-    """Whether the machine code Numba emits may use AVX-512 VNNI."""
+    """Whether the machine code Numba emits may use AVX-512 VNNI. Numba keeps the feature
+    string it compiles for (the host's, or NUMBA_CPU_FEATURES) in a private attribute; if a
+    later Numba drops it this answers False, and the portable code runs."""
     features = getattr(context.codegen(), "_tm_features", "") or ""
     return "+avx512vnni" in features.split(",") and "+avx512bw" in features.split(",")
 
@@ -110,7 +112,7 @@ dot4 = make_dot4()
 def add_into(typingctx, dst, off, vec):
     """dst[off : off + 16] += vec, for an int32 or int64 array ``dst``."""
     if not (isinstance(dst, types.Array) and dst.dtype in (types.int32, types.int64)
-            and vec == int32x16):
+            and dst.layout == "C" and vec == int32x16):
         return None
     sig = types.void(dst, off, vec)
 
