@@ -139,16 +139,18 @@ def _read_quads(acc, s0, nn, a0, a1, q0, axon_entry, active, count, value, axon_
         for k in range(min(4, a1 - a0 - 4 * q)):
             a = a0 + 4 * q + k
             e = axon_entry[a]
-            if active[e] == 0:
+            received = active[e]
+            if received == 0:
                 continue
-            steps |= active[e]
+            steps |= received
+            nnz, gain, byte = axon_nnz[a], axon_gain[a], np.uint32(8 * k)
             # no branch per step (which steps an axon received packets in is unpredictable):
             # a silent step's count and value are 0 and add nothing
             for t in range(n_steps):
                 p = count[e, t]
                 n_pk += p
-                n_sop += axon_nnz[a] * p      # every packet drives the row on chip
-                quad_step[t] |= np.uint32(value[e, t] * axon_gain[a]) << np.uint32(8 * k)
+                n_sop += nnz * p              # every packet drives the row on chip
+                quad_step[t] |= np.uint32(value[e, t] * gain) << byte
         if steps == 0:
             continue
         for t in range(n_steps):              # list the quad where it is active, branch-free

@@ -42,8 +42,8 @@ def has_vnni(context) -> bool:
     """Whether the machine code Numba emits may use AVX-512 VNNI. Numba keeps the feature
     string it compiles for (the host's, or NUMBA_CPU_FEATURES) in a private attribute; if a
     later Numba drops it this answers False, and the portable code runs."""
-    features = getattr(context.codegen(), "_tm_features", "") or ""
-    return "+avx512vnni" in features.split(",") and "+avx512bw" in features.split(",")
+    features = (getattr(context.codegen(), "_tm_features", "") or "").split(",")
+    return "+avx512vnni" in features and "+avx512bw" in features
 
 
 def host_has_vnni() -> bool:

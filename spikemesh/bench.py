@@ -211,7 +211,7 @@ def bench_chipsim(quick: bool = False, model: str | None = None) -> dict[str, An
         md.append(f"| {name} | {t:.3f} | {n / t:.1f} | {sops / t / 1e6:.0f} | "
                   f"{sops / t / 1e6 / threads:.0f} | {t_torch / t:.2f}x |")
     md += ["", f"Best of {rounds} interleaved rounds of 2 back-to-back runs; all times (s): "
-           + "; ".join(f"{name} " + " ".join(f"{t:.2f}" for t in ts) for name, ts in every.items())
+           + "; ".join(f"{name} " + " ".join(f"{t:.3f}" for t in ts) for name, ts in every.items())
            + ".", "", f"Outputs identical: {identical}.",
            f"Targets: >= 500M SOP/s per core end to end including the NoC model "
            f"({sops / t_full / 1e6 / threads:.0f}M); >= 3x the dense torch reference "
