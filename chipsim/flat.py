@@ -74,9 +74,11 @@ class Flat:
     # routes, for traffic accounting: input index / slot -> route id (-1 none)
     in_route: np.ndarray
     slot_route: np.ndarray
+    host_currents: bool         # the host sends layer 0's home cores currents, not events
     acc_dtype: type             # np.int32 when no input accumulator can overflow it, else np.int64
     # crossbars of quad cores (see _quad_cores), which have no rows in ``xbar``
     qbase: np.ndarray           # int64 (C,) offset of the core's quads in ``xquad``, -1: rows
+    qaligned: np.ndarray        # bool (C,) a quad core whose quads read 4 consecutive entries
     xquad: np.ndarray           # int8: per core (ceil(axons / 4), neurons, 4), shared
 
 
@@ -132,8 +134,9 @@ def flatten(m: Machine, quads: bool | None = None) -> Flat:
     acc_bound = _accumulator_bound(m, cores, lc, abase, axon_gain, host_fed)
     acc_dtype = np.int32 if acc_bound < np.iinfo(np.int32).max else np.int64
     use_quads = simd.host_has_vnni() if quads is None else quads
-    quad = _quad_cores(m, lc, abase, axon_gain) if use_quads and acc_dtype == np.int32 else \
-        np.zeros(len(cores), dtype=bool)
+    quad = aligned = np.zeros(len(cores), dtype=bool)
+    if use_quads and acc_dtype == np.int32:
+        quad, aligned = _quad_cores(m, lc, abase, axon_gain, entries.axon_entry)
     packed = _pack_crossbars([None if q else o.crossbar for o, q in zip(lc, quad, strict=True)])
     qbase, xquad = _pack_quads([o.crossbar if q else None for o, q in zip(lc, quad, strict=True)])
     return Flat(
@@ -155,27 +158,36 @@ def flatten(m: Machine, quads: bool | None = None) -> Flat:
         axon_input=np.concatenate([o.axons for o in lc]).astype(np.int64),
         axon_entry=entries.axon_entry, slot_entry=entries.slot_entry,
         input_entry=entries.input_entry, region_ptr=entries.region_ptr,
-        in_route=m.input_route.astype(np.int64), slot_route=slot_route,
-        acc_dtype=acc_dtype, qbase=qbase, xquad=xquad)
+        in_route=m.input_route.astype(np.int64), slot_route=slot_route, host_currents=host_fed,
+        acc_dtype=acc_dtype, qbase=qbase, qaligned=aligned, xquad=xquad)
 
 
-def _quad_cores(m: Machine, lc: list[_LocalOrder], abase: np.ndarray,
-                axon_gain: np.ndarray) -> np.ndarray:
+def _quad_cores(m: Machine, lc: list[_LocalOrder], abase: np.ndarray, axon_gain: np.ndarray,
+                axon_entry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Cores whose synaptic work can run as VNNI dot products of four axons: every weight fits
     int8, every input (event x gain) fits uint8, and the neurons fill whole 16-lane vectors
-    (the int32 accumulators are checked by the caller). bool (C,)."""
+    (the int32 accumulators are checked by the caller). Of those, the aligned ones: every
+    four axons 4q .. 4q + 3 read four consecutive entries 4g .. 4g + 3 with gain 1, so one
+    uint32 of a step's event bytes is a quad's input (kernels._read_quads); in VGG5 every
+    crossbar core of conv2, conv3 and fc1. Two bool (C,) arrays."""
     fits: dict[int, bool] = {}     # by crossbar object: matching tiles share one
-    out = np.zeros(len(m.cores), dtype=bool)
+    quad = np.zeros(len(m.cores), dtype=bool)
+    aligned = np.zeros(len(m.cores), dtype=bool)
     for c, o in zip(m.cores, lc, strict=True):
         if o.crossbar is None or len(o.neurons) % simd.LANES:
             continue
         xb = o.crossbar
         if id(xb) not in fits:
             fits[id(xb)] = xb.size == 0 or (int(xb.min()) >= -128 and int(xb.max()) <= 127)
-        gain = axon_gain[abase[c.index]:abase[c.index + 1]]
-        out[c.index] = (fits[id(xb)] and gain.size > 0 and int(gain.min()) >= 0
-                        and _max_event(m, c.layer) * int(gain.max()) <= 255)
-    return out
+        a0, a1 = abase[c.index], abase[c.index + 1]
+        gain = axon_gain[a0:a1]
+        quad[c.index] = (fits[id(xb)] and gain.size > 0 and int(gain.min()) >= 0
+                         and _max_event(m, c.layer) * int(gain.max()) <= 255)
+        if quad[c.index] and (a1 - a0) % 4 == 0 and bool(np.all(gain == 1)):
+            entry = axon_entry[a0:a1].reshape(-1, 4)
+            aligned[c.index] = (bool(np.all(entry[:, 0] % 4 == 0))
+                                and bool(np.all(entry - entry[:, :1] == np.arange(4))))
+    return quad, aligned
 
 
 def _pack_quads(xbars: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -267,13 +279,13 @@ def _entries(m: Machine, lc: list[_LocalOrder], nbase: np.ndarray, abase: np.nda
     of a layer split into partial sums. A source adds to one entry; every core holding that
     target reads the same entry (the packets its copy received) while the layer runs; the
     layer's region is cleared once it has run. Layer l's region: its inputs, then its
-    partial sums."""
+    partial sums, padded to a multiple of 4 entries (kernels._read_quads reads four at once)."""
     n_layers = len(m.layers)
     in_shapes = [m.layers[0].out_shape if host_fed else m.layers[0].in_shape,
                  *(lay.in_shape for lay in m.layers[1:])]
     split = [any(c.role == ROLE_PARTIAL for c in m.cores if c.layer == li)
              for li in range(n_layers)]
-    sizes = [int(np.prod(sh)) + (lay.n_neurons if sp else 0)
+    sizes = [-(-(int(np.prod(sh)) + (lay.n_neurons if sp else 0)) // 4) * 4   # 4-aligned: quads
              for sh, lay, sp in zip(in_shapes, m.layers, split, strict=True)]
     region_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     ranks = [_rank(sh) for sh in in_shapes]

@@ -15,12 +15,13 @@ own membranes at step t - 1, and any order that respects those two is exact. Lay
 a core read each axon's metadata once for all steps and keeps each membrane in a register
 across its T ticks (no membrane array at all); accumulators and packet boxes carry a step
 axis. A packet multicast to several cores is kept once, in the box of its logical target,
-which every core holding that target reads (flat._entries); a byte per target marks the
-steps it received packets in, so silent targets cost one byte load. Cores whose inputs are
-spikes add their synapses as VNNI dot products of four axons instead of rows where the CPU has
-VNNI (_read_quads, chipsim/simd.py); the two ways are exact alike. Membranes are int64;
-input accumulators int32 where flatten() proves no overflow, else int64. The result matches
-compiler.reference bit for bit.
+which every core holding that target reads (flat._entries). An axon target's box is a byte
+per step, the summed value of its events (a spike packet carries 1, a host event one value
+< 256); partial sums and host currents, which need more, have an int count and value. Cores
+whose inputs fit bytes add their synapses as VNNI dot products of four axons instead of rows
+where the CPU has VNNI (_read_quads, chipsim/simd.py); the two ways are exact alike.
+Membranes are int64; input accumulators int32 where flatten() proves no overflow, else
+int64. The result matches compiler.reference bit for bit.
 """
 
 from __future__ import annotations
@@ -78,32 +79,28 @@ def _add_group(acc, xbar, s0, rows, vas, m, pattern, run_ptr, run_lo, run_hi):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _read_axons(acc, s0, nn, a0, a1, r0, x0, axon_entry, active, count, value, axon_nnz,
+def _read_axons(acc, s0, nn, a0, a1, r0, x0, axon_entry, events, e0, host_events, axon_nnz,
                 axon_gain, row_pattern, xbar, run_ptr, run_lo, run_hi, pend_row, pend_va,
                 pend_m, pend_pattern):
-    """One crossbar core, all T steps: the row of every axon that received packets at step t
-    is added into acc[t] (consecutive rows sharing a pattern GROUP at a time, per step).
-    Returns the core's (packets in, synaptic operations)."""
+    """One crossbar core, all T steps: the row of every axon that received events at step t is
+    added into acc[t], times the step's summed event value x the axon's gain (consecutive
+    rows sharing a pattern GROUP at a time, per step). Returns the core's (packets in,
+    synaptic operations)."""
     n_steps = acc.shape[0]
     n_pk = 0
     n_sop = 0
     for t in range(n_steps):
         pend_m[t] = 0
     for a in range(a0, a1):
-        e = axon_entry[a]
-        steps = active[e]
-        if steps == 0:
-            continue
+        e = axon_entry[a] - e0
         pattern = row_pattern[r0 + a - a0]
         for t in range(n_steps):
-            if not (steps >> (t & 7)) & 1:
-                continue
-            p = count[e, t]
-            v = value[e, t]
-            n_pk += p
-            n_sop += axon_nnz[a] * p      # every packet drives the row on chip
+            v = events[t, e]
             if v == 0:
                 continue
+            p = 1 if host_events else v   # a host event is one packet; a spike packet is 1
+            n_pk += p
+            n_sop += axon_nnz[a] * p      # every packet drives the row on chip
             m = pend_m[t]
             if m == GROUP or (m > 0 and pend_pattern[t] != pattern):
                 _add_group(acc[t], xbar, s0, pend_row[t], pend_va[t], m, pend_pattern[t],
@@ -121,86 +118,141 @@ def _read_axons(acc, s0, nn, a0, a1, r0, x0, axon_entry, active, count, value, a
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _read_quads(acc, s0, nn, a0, a1, q0, axon_entry, active, count, value, axon_nnz, axon_gain,
-                xquad, quad_step, quad_id, quad_value, n_active):
-    """One quad core (flat._quad_cores), all T steps. Its axons are taken four at a time: at
-    step t a quad whose axons received packets packs their four inputs (event x gain, each
-    < 256) into the bytes of a uint32; then every active quad's four rows are added with one
-    VNNI dot product per 16 columns. A quad costs the same with one active axon or four; at
-    VGG5's activity this is still less work than adding rows one by one. Returns the core's
-    (packets in, synaptic operations)."""
+def _read_quads(acc, s0, nn, a0, a1, q0, aligned, axon_entry, ev, ev32, e0, host_events,
+                axon_nnz, axon_gain, xquad, quad_ids, quad_in):
+    """One quad core (flat._quad_cores), all T steps, four steps at a time. Each quad's inputs
+    at step t are packed into a uint32, a byte per axon. In an ``aligned`` core, axons
+    4q .. 4q + 3 read entries 4g .. 4g + 3 with gain 1, so the packed inputs are simply
+    ev32[t, g]; otherwise they are gathered axon by axon. The quads with an input in any of
+    the four steps are listed, and _dot_quads adds their four rows for all four steps with
+    VNNI dot products, loading the weights once. A quad costs the same with one active axon
+    or four, and in one active step or four: at VGG5's activity most quads are silent in all
+    steps or active in all. Returns the core's (packets in, synaptic operations)."""
     n_steps = acc.shape[0]
     n_pk = 0
     n_sop = 0
-    for t in range(n_steps):
-        n_active[t] = 0
-    for q in range((a1 - a0 + 3) // 4):
-        steps = 0
-        for k in range(min(4, a1 - a0 - 4 * q)):
-            a = a0 + 4 * q + k
-            e = axon_entry[a]
-            received = active[e]
-            if received == 0:
-                continue
-            steps |= received
-            nnz, gain, byte = axon_nnz[a], axon_gain[a], np.uint32(8 * k)
-            # no branch per step (which steps an axon received packets in is unpredictable):
-            # a silent step's count and value are 0 and add nothing
-            for t in range(n_steps):
-                p = count[e, t]
-                n_pk += p
-                n_sop += nnz * p              # every packet drives the row on chip
-                quad_step[t] |= np.uint32(value[e, t] * gain) << byte
-        if steps == 0:
-            continue
-        for t in range(n_steps):              # list the quad where it is active, branch-free
-            u = quad_step[t]
-            quad_id[t, n_active[t]] = q
-            quad_value[t, n_active[t]] = u
-            n_active[t] += u != 0
-            quad_step[t] = 0
-    for t in range(n_steps):
-        if n_active[t] > 0:
-            _dot_quads(acc[t], s0, nn, q0, xquad, quad_id[t], quad_value[t], n_active[t])
+    for t0 in range(0, n_steps, 4):
+        n = 0
+        for q in range((a1 - a0 + 3) // 4):
+            a = a0 + 4 * q
+            if aligned:
+                g = (axon_entry[a] - e0) >> 2
+                u0, u1, u2, u3 = ev32[t0, g], ev32[t0 + 1, g], ev32[t0 + 2, g], ev32[t0 + 3, g]
+                # packets of each axon (a byte each) over the four steps
+                pk = (_packets(u0, host_events) + _packets(u1, host_events)
+                      + _packets(u2, host_events) + _packets(u3, host_events))
+                n_sop += ((pk & 0xFF) * axon_nnz[a] + ((pk >> 8) & 0xFF) * axon_nnz[a + 1]
+                          + ((pk >> 16) & 0xFF) * axon_nnz[a + 2] + (pk >> 24) * axon_nnz[a + 3])
+            else:
+                u0, u1, u2, u3, pk = _gather_quad(ev, t0, axon_entry, axon_gain, a,
+                                                  min(4, a1 - a), e0, host_events)
+                for k in range(min(4, a1 - a)):
+                    n_sop += ((pk >> (8 * k)) & 0xFF) * axon_nnz[a + k]
+            n_pk += ((pk * 0x01010101) >> 24) & 0xFF    # the sum of the four bytes
+            # list it branch-free: a silent quad is overwritten by the next
+            quad_ids[n] = q
+            quad_in[n, 0], quad_in[n, 1], quad_in[n, 2], quad_in[n, 3] = u0, u1, u2, u3
+            n += pk != 0
+        if n > 0:
+            _dot_quads(acc, t0, s0, nn, q0, xquad, quad_ids, quad_in, n)
     return n_pk, n_sop
 
 
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
+def _packets(u, host_events):
+    """Packets in each byte of u (int64): the byte itself for spikes (a spike packet carries
+    1), 1 per non-zero byte for host events (one packet each)."""
+    w = np.int64(u)
+    if host_events:
+        return ((((w & 0x7F7F7F7F) + 0x7F7F7F7F) | w) & 0x80808080) >> 7
+    return w
+
+
 @njit(cache=True, nogil=True, _nrt=False)
-def _dot_quads(dst, s0, nn, q0, xquad, quad_id, quad_value, n):
-    """dst[s0 + j] += sum over i < n of the dot product of quad quad_id[i]'s four weights to
-    column j with the four bytes of quad_value[i]. Columns 128 at a time: eight independent
-    chains of dot products hide the instruction's latency, and their sums stay in registers
-    across the quads; then 16 at a time."""
+def _gather_quad(ev, t0, axon_entry, axon_gain, a, n_axons, e0, host_events):
+    """Steps t0 .. t0 + 3 of axons a .. a + n_axons - 1 (n_axons <= 4): the packed inputs of
+    each step (byte k: axon a + k's event x gain, < 256) and each axon's packets (byte k)."""
+    u0 = u1 = u2 = u3 = pk = np.int64(0)
+    for k in range(n_axons):
+        e = axon_entry[a + k] - e0
+        gain = axon_gain[a + k]
+        v0, v1 = np.int64(ev[t0, e]), np.int64(ev[t0 + 1, e])
+        v2, v3 = np.int64(ev[t0 + 2, e]), np.int64(ev[t0 + 3, e])
+        shift = 8 * k
+        u0 |= (v0 * gain) << shift
+        u1 |= (v1 * gain) << shift
+        u2 |= (v2 * gain) << shift
+        u3 |= (v3 * gain) << shift
+        if host_events:
+            pk |= ((v0 != 0) + (v1 != 0) + (v2 != 0) + (v3 != 0)) << shift
+        else:
+            pk |= (v0 + v1 + v2 + v3) << shift
+    return u0, u1, u2, u3, pk
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _dot_quads(acc, t0, s0, nn, q0, xquad, quad_ids, quad_in, n):
+    """acc[t0 + k, s0 + j] += sum over i < n of the dot product of quad quad_ids[i]'s four
+    weights to column j with the four bytes of quad_in[i, k], for the four steps k. Columns
+    64 at a time: each 16 columns of a quad's weights (one 64-byte vector) are loaded once
+    for the four steps, and the 16 sums (4 steps x 4 vectors) stay in registers across the
+    quads; then 16 columns at a time."""
     b = 0       # x + 64 k: the next 16 columns (16 columns x 4 axons = 64 bytes per vector)
-    while b + 8 * simd.LANES <= nn:
-        v0, v1, v2, v3 = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()
-        v4, v5, v6, v7 = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()
+    while b + 4 * simd.LANES <= nn:
+        s00, s01, s02, s03 = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()
+        s10, s11, s12, s13 = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()
+        s20, s21, s22, s23 = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()
+        s30, s31, s32, s33 = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()
         for i in range(n):
-            x = q0 + (quad_id[i] * nn + b) * 4
-            u = quad_value[i]
-            v0 = simd.dot4(v0, u, xquad, x)
-            v1 = simd.dot4(v1, u, xquad, x + 64)
-            v2 = simd.dot4(v2, u, xquad, x + 128)
-            v3 = simd.dot4(v3, u, xquad, x + 192)
-            v4 = simd.dot4(v4, u, xquad, x + 256)
-            v5 = simd.dot4(v5, u, xquad, x + 320)
-            v6 = simd.dot4(v6, u, xquad, x + 384)
-            v7 = simd.dot4(v7, u, xquad, x + 448)
-        simd.add_into(dst, s0 + b, v0)
-        simd.add_into(dst, s0 + b + 16, v1)
-        simd.add_into(dst, s0 + b + 32, v2)
-        simd.add_into(dst, s0 + b + 48, v3)
-        simd.add_into(dst, s0 + b + 64, v4)
-        simd.add_into(dst, s0 + b + 80, v5)
-        simd.add_into(dst, s0 + b + 96, v6)
-        simd.add_into(dst, s0 + b + 112, v7)
-        b += 8 * simd.LANES
+            x = q0 + (quad_ids[i] * nn + b) * 4
+            w0, w1, w2, w3 = (simd.load_bytes(xquad, x), simd.load_bytes(xquad, x + 64),
+                              simd.load_bytes(xquad, x + 128), simd.load_bytes(xquad, x + 192))
+            u = quad_in[i, 0]
+            s00, s01 = simd.dot4(s00, u, w0), simd.dot4(s01, u, w1)
+            s02, s03 = simd.dot4(s02, u, w2), simd.dot4(s03, u, w3)
+            u = quad_in[i, 1]
+            s10, s11 = simd.dot4(s10, u, w0), simd.dot4(s11, u, w1)
+            s12, s13 = simd.dot4(s12, u, w2), simd.dot4(s13, u, w3)
+            u = quad_in[i, 2]
+            s20, s21 = simd.dot4(s20, u, w0), simd.dot4(s21, u, w1)
+            s22, s23 = simd.dot4(s22, u, w2), simd.dot4(s23, u, w3)
+            u = quad_in[i, 3]
+            s30, s31 = simd.dot4(s30, u, w0), simd.dot4(s31, u, w1)
+            s32, s33 = simd.dot4(s32, u, w2), simd.dot4(s33, u, w3)
+        _add4(acc, t0, s0 + b, s00, s01, s02, s03)
+        _add4(acc, t0 + 1, s0 + b, s10, s11, s12, s13)
+        _add4(acc, t0 + 2, s0 + b, s20, s21, s22, s23)
+        _add4(acc, t0 + 3, s0 + b, s30, s31, s32, s33)
+        b += 4 * simd.LANES
     while b < nn:
-        v0 = simd.zeros()
+        s0k, s1k, s2k, s3k = simd.zeros(), simd.zeros(), simd.zeros(), simd.zeros()
         for i in range(n):
-            v0 = simd.dot4(v0, quad_value[i], xquad, q0 + (quad_id[i] * nn + b) * 4)
-        simd.add_into(dst, s0 + b, v0)
+            w = simd.load_bytes(xquad, q0 + (quad_ids[i] * nn + b) * 4)
+            s0k, s1k = simd.dot4(s0k, quad_in[i, 0], w), simd.dot4(s1k, quad_in[i, 1], w)
+            s2k, s3k = simd.dot4(s2k, quad_in[i, 2], w), simd.dot4(s3k, quad_in[i, 3], w)
+        _add1(acc, t0, s0 + b, s0k)
+        _add1(acc, t0 + 1, s0 + b, s1k)
+        _add1(acc, t0 + 2, s0 + b, s2k)
+        _add1(acc, t0 + 3, s0 + b, s3k)
         b += simd.LANES
+
+
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
+def _add4(acc, t, off, v0, v1, v2, v3):
+    """acc[t, off : off + 64] += the four vectors, unless t is a padding step (T % 4 != 0)."""
+    if t < acc.shape[0]:
+        row = acc[t]
+        simd.add_into(row, off, v0)
+        simd.add_into(row, off + 16, v1)
+        simd.add_into(row, off + 32, v2)
+        simd.add_into(row, off + 48, v3)
+
+
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
+def _add1(acc, t, off, v):
+    """acc[t, off : off + 16] += v, unless t is a padding step."""
+    if t < acc.shape[0]:
+        simd.add_into(acc[t], off, v)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -216,7 +268,7 @@ def _read_home(acc, s0, nn, a0, axon_entry, count, value):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _send_partials(acc, s0, sl0, nn, slot_entry, slot_route, active, count, value, route_pk):
+def _send_partials(acc, s0, sl0, nn, slot_entry, slot_route, count, value, route_pk):
     """A partial-sum core sends each non-zero sum to its home; returns the packets sent."""
     n_out = 0
     for j in range(nn):
@@ -230,15 +282,13 @@ def _send_partials(acc, s0, sl0, nn, slot_entry, slot_route, active, count, valu
                     route_pk[t, r] += 1
                 value[e, t] += ps
                 count[e, t] += 1
-                active[e] |= 1 << (t & 7)
             acc[t, s0 + j] = 0
     return n_out
 
 
 @njit(cache=True, nogil=True, _nrt=False)
 def _tick(acc, s0, sl0, nn, shift, slot_bias, th, leak_shift, leak_mult, soft, mem_lo, mem_hi,
-          slot_entry, slot_route, active, count, value, route_pk, record, rec_base, slot_neuron,
-          do_record):
+          slot_entry, slot_route, events, e0, route_pk, record, rec_base, slot_neuron, do_record):
     """One core's neurons, all T steps; a neuron's membrane lives in a register. (Branch-free
     spike handling was measured slower: the branch predicts well enough.) Returns the core's
     (spikes, packets sent)."""
@@ -267,9 +317,7 @@ def _tick(acc, s0, sl0, nn, shift, slot_bias, th, leak_shift, leak_mult, soft, m
                     n_out += 1
                     route_pk[t, r] += 1
                 if e >= 0:
-                    value[e, t] += 1
-                    count[e, t] += 1
-                    active[e] |= 1 << (t & 7)
+                    events[t, e - e0] += 1
     return n_spk, n_out
 
 
@@ -287,21 +335,25 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
               leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron, slot_bias,
               out_slot_class, axon_gain, axon_nnz, xbar, rbase, row_pattern, run_ptr, run_lo,
               run_hi, axon_entry, slot_entry, input_entry, region_ptr, in_route, slot_route,
-              mem_lo, mem_hi, qbase, xquad, out, record, spikes_out, sops, pk_in, pk_out,
-              route_pk, acc, count, value, active, quad_step, quad_id, quad_value, n_active):
-    """Run all T steps of one image. ``inputs`` (T, n_in) int64 event values (0 = no event).
+              host_currents, mem_lo, mem_hi, qbase, qaligned, xquad, out, record, spikes_out,
+              sops, pk_in, pk_out, route_pk, acc, count, value, events, quad_ids, quad_in):
+    """Run all T steps of one image. ``inputs`` (T, n_in) int64 event values (0 = no event),
+    or with ``host_currents`` the currents the host computed for layer 0's home cores.
     ``record`` is (T, n_neurons_total) uint8 or (0, 0) to skip recording.
 
     Workspace (``new_workspace``), all zero on entry and left zero on return:
     - ``acc`` (T, widest layer's slots): input accumulators, int32 where the compiler-side
       bound proves no overflow (its multiplies vectorize), int64 otherwise;
+    - ``events`` (entries x T rounded up to a multiple of 4,) uint8: per axon target and step,
+      the summed value of the events it received. It fits a byte: a host event is <= 255 (one
+      per input and step) and a spike target gets at most 4 spikes (a merged pool). Each
+      layer's region is stored apart, step-major (``_region``), so the quad kernel reads four
+      consecutive targets' inputs as one uint32;
     - ``count`` (entries, T) int32 and ``value`` (entries, T) of the accumulator type (the same
-      bound covers every sum a target receives): packets and summed value per target and step;
-    - ``active`` (entries,) uint8: bit t % 8 set when the target received packets at step t
-      (a filter: with T > 8 a set bit can mean another step, whose count and value are 0);
-    - ``quad_step`` (T,) uint32: one quad's four inputs per step, being packed;
-      ``quad_id`` (T, most quads of a core) int64, ``quad_value`` uint32 of that shape and
-      ``n_active`` (T,) int64: a quad core's active quads per step."""
+      bound covers every sum a target receives): packets and summed value of the graded
+      targets, partial sums and host currents, per step;
+    - ``quad_ids`` (most quads of a core,) int64 and ``quad_in`` (that, 4) uint32: a quad
+      core's quads with an input in four steps, and those inputs."""
     n_steps = inputs.shape[0]
     n_layers = layer_core_ptr.shape[0] - 1
     pend_row = np.zeros((n_steps, GROUP), dtype=np.int64)   # rows waiting to be added together
@@ -309,6 +361,7 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
     pend_m = np.zeros(n_steps, dtype=np.int64)
     pend_pattern = np.zeros(n_steps, dtype=np.int64)
     do_record = record.shape[0] > 0
+    ev_next = _region(events, region_ptr, 0)
     for t in range(n_steps):
         for i in range(inputs.shape[1]):
             v = inputs[t, i]
@@ -317,12 +370,17 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
                 if r >= 0:
                     route_pk[t, r] += 1
                 e = input_entry[i]
-                value[e, t] += v
-                count[e, t] += 1
-                active[e] |= 1 << (t & 7)
+                if host_currents:
+                    value[e, t] += v
+                    count[e, t] += 1
+                else:
+                    ev_next[t, e - region_ptr[0]] += v
     for l in range(n_layers):
         c0, c1 = layer_core_ptr[l], layer_core_ptr[l + 1]
         lbase = nbase[c0]                 # acc holds this layer's slots only
+        e0, e1 = region_ptr[l], region_ptr[l + 1]
+        ev = ev_next                      # this layer's inputs
+        ev32 = ev.view(np.uint32)         # four consecutive targets per uint32: quads
         for c in range(c0, c1):
             s0, nn = nbase[c] - lbase, nbase[c + 1] - nbase[c]
             if core_role[c] == ROLE_HOME:
@@ -330,23 +388,25 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
                 continue
             if qbase[c] >= 0:
                 n_pk, n_sop = _read_quads(acc, s0, nn, abase[c], abase[c + 1], qbase[c],
-                                          axon_entry, active, count, value, axon_nnz, axon_gain,
-                                          xquad, quad_step, quad_id, quad_value, n_active)
+                                          qaligned[c], axon_entry, ev, ev32, e0, l == 0,
+                                          axon_nnz, axon_gain, xquad, quad_ids, quad_in)
             else:
                 n_pk, n_sop = _read_axons(acc, s0, nn, abase[c], abase[c + 1], rbase[c],
-                                          xbase[c], axon_entry, active, count, value, axon_nnz,
-                                          axon_gain, row_pattern, xbar, run_ptr, run_lo,
-                                          run_hi, pend_row, pend_va, pend_m, pend_pattern)
+                                          xbase[c], axon_entry, ev, e0, l == 0,
+                                          axon_nnz, axon_gain, row_pattern, xbar, run_ptr,
+                                          run_lo, run_hi, pend_row, pend_va, pend_m,
+                                          pend_pattern)
             pk_in[c] += n_pk
             sops[c] += n_sop
             if core_role[c] == ROLE_PARTIAL:
                 pk_out[c] += _send_partials(acc, s0, nbase[c], nn, slot_entry, slot_route,
-                                            active, count, value, route_pk)
+                                            count, value, route_pk)
         # every core of the layer has read its packets
-        e0, e1 = region_ptr[l], region_ptr[l + 1]
         count[e0:e1] = 0
         value[e0:e1] = 0
-        active[e0:e1] = 0
+        ev[:] = 0
+        if l + 1 < n_layers:
+            ev_next = _region(events, region_ptr, l + 1)
         # the layer's ticks, all steps
         for c in range(c0, c1):
             if core_role[c] == ROLE_PARTIAL:
@@ -357,10 +417,19 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
                 continue
             n_spk, n_out = _tick(acc, s0, nbase[c], nn, core_shift[c], slot_bias, threshold[l],
                                  leak_shift[l], leak_mult[l], soft_reset[l], mem_lo, mem_hi,
-                                 slot_entry, slot_route, active, count, value, route_pk, record,
+                                 slot_entry, slot_route, ev_next, e1, route_pk, record,
                                  layer_nbase[l], slot_neuron, do_record)
             spikes_out[c] += n_spk
             pk_out[c] += n_out
+
+
+@njit(cache=True, nogil=True)
+def _region(events, region_ptr, l):
+    """Layer l's region of ``events`` as a (T rounded up to a multiple of 4, its entries)
+    view: entry e at step t is [t, e - region_ptr[l]]."""
+    e0, e1 = region_ptr[l], region_ptr[l + 1]
+    n_rows = events.shape[0] // max(region_ptr[-1], 1)
+    return events[n_rows * e0:n_rows * e1].reshape((n_rows, e1 - e0))
 
 
 @njit(cache=True)
@@ -375,11 +444,9 @@ def new_workspace(n_steps, nbase, abase, layer_core_ptr, n_entries, acc_proto):
     return (np.zeros((n_steps, widest), dtype=acc_proto.dtype),
             np.zeros((n_entries, n_steps), dtype=np.int32),
             np.zeros((n_entries, n_steps), dtype=acc_proto.dtype),
-            np.zeros(n_entries, dtype=np.uint8),
-            np.zeros(n_steps, dtype=np.uint32),
-            np.zeros((n_steps, most_quads), dtype=np.int64),
-            np.zeros((n_steps, most_quads), dtype=np.uint32),
-            np.zeros(n_steps, dtype=np.int64))
+            np.zeros((n_steps + 3) // 4 * 4 * n_entries, dtype=np.uint8),
+            np.zeros(most_quads, dtype=np.int64),
+            np.zeros((most_quads, 4), dtype=np.uint32))
 
 
 @njit(cache=True, parallel=True)
@@ -387,20 +454,20 @@ def run_batch(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
               leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron, slot_bias,
               out_slot_class, axon_gain, axon_nnz, xbar, rbase, row_pattern, run_ptr, run_lo,
               run_hi, axon_entry, slot_entry, input_entry, region_ptr, in_route, slot_route,
-              mem_lo, mem_hi, qbase, xquad, acc_proto, out, record, spikes_out, sops, pk_in,
-              pk_out, route_pk, n_workers):
+              host_currents, mem_lo, mem_hi, qbase, qaligned, xquad, acc_proto, out, record,
+              spikes_out, sops, pk_in, pk_out, route_pk, n_workers):
     """``run_image`` over a batch (B, T, n_in); every output array has a leading batch axis.
     ``n_workers`` (<= the batch) workers each allocate one workspace (a few MB) and reuse it
     for their images: allocating it per image cost more in page faults than the arithmetic."""
     b = inputs.shape[0]
     for w in prange(n_workers):
-        acc, count, value, active, quad_step, quad_id, quad_value, n_active = new_workspace(
+        acc, count, value, events, quad_ids, quad_in = new_workspace(
             inputs.shape[1], nbase, abase, layer_core_ptr, region_ptr[-1], acc_proto)
         for i in range(w, b, n_workers):
             run_image(inputs[i], core_role, nbase, abase, xbase, core_shift, layer_core_ptr,
                       threshold, leak_shift, leak_mult, soft_reset, is_output, layer_nbase,
                       slot_neuron, slot_bias, out_slot_class, axon_gain, axon_nnz, xbar, rbase,
                       row_pattern, run_ptr, run_lo, run_hi, axon_entry, slot_entry, input_entry,
-                      region_ptr, in_route, slot_route, mem_lo, mem_hi, qbase, xquad, out[i],
-                      record[i], spikes_out[i], sops[i], pk_in[i], pk_out[i], route_pk[i], acc,
-                      count, value, active, quad_step, quad_id, quad_value, n_active)
+                      region_ptr, in_route, slot_route, host_currents, mem_lo, mem_hi, qbase,
+                      qaligned, xquad, out[i], record[i], spikes_out[i], sops[i], pk_in[i],
+                      pk_out[i], route_pk[i], acc, count, value, events, quad_ids, quad_in)

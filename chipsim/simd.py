@@ -1,13 +1,16 @@
-"""A 16-lane int32 vector for Numba kernels, and the one operation the quad kernel needs.
+"""Vectors for Numba kernels (16 int32 lanes, 64 int8 lanes), and the one operation the quad
+kernel needs.
 
-``dot4(acc, packed, x, off)`` adds, in each of 16 int32 lanes j,
+``dot4(acc, packed, w)``, with ``w = load_bytes(x, off)``, adds in each of 16 int32 lanes j
     sum over k < 4 of byte k of ``packed`` (unsigned) x x[off + 4 j + k] (signed int8),
 which is one AVX-512 VNNI instruction (vpdpbusd: 64 multiply-adds, no saturation). On a CPU
 without VNNI the same sum is emitted as portable LLVM vector code: the result is identical,
 only slower. Which of the two is decided when Numba compiles, from the features of the CPU it
 compiles for (Numba's cache keys machine code by CPU, so a cached kernel never runs on another).
 
-The vector lives in registers: Numba keeps a value of this type as one LLVM <16 x i32>.
+The vectors live in registers: Numba keeps a value of these types as one LLVM <16 x i32> or
+<64 x i8>. Loading the weights apart from the dot product lets a kernel use one load for
+several dot products (kernels._dot_quads: four time steps).
 """
 
 from __future__ import annotations
@@ -36,6 +39,20 @@ int32x16 = Int32x16()
 class _Int32x16Model(models.PrimitiveModel):
     def __init__(self, dmm, fe_type) -> None:
         super().__init__(dmm, fe_type, _VEC)
+
+
+class Int8x64(types.Type):
+    def __init__(self) -> None:
+        super().__init__(name="int8x64")
+
+
+int8x64 = Int8x64()
+
+
+@register_model(Int8x64)
+class _Int8x64Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type) -> None:
+        super().__init__(dmm, fe_type, _BYTES)
 
 
 def has_vnni(context) -> bool:
@@ -75,21 +92,37 @@ def _dot4_portable(builder, acc, packed_bytes, x_bytes):
     return total
 
 
+@intrinsic
+def load_bytes(typingctx, x, off):
+    """x[off : off + 64] of an int8 array, as one vector (any alignment)."""
+    if not (isinstance(x, types.Array) and x.dtype == types.int8 and x.layout == "C"):
+        return None
+    sig = int8x64(x, off)
+
+    def codegen(context, builder, sig, args):
+        x_arr, x_off = args
+        value = builder.load(_data_pointer(context, builder, sig.args[0], x_arr, x_off, _BYTES))
+        value.align = 1
+        return value
+    return sig, codegen
+
+
 def make_dot4(vnni: bool | None = None):
     """The dot4 intrinsic; ``vnni`` forces one implementation (tests), None decides by CPU."""
 
     @intrinsic
-    def dot4(typingctx, acc, packed, x, off):
-        if not (isinstance(x, types.Array) and x.dtype == types.int8 and x.layout == "C"):
+    def dot4(typingctx, acc, packed, w):
+        if not (acc == int32x16 and isinstance(packed, types.Integer) and w == int8x64):
             return None
-        sig = int32x16(int32x16, packed, x, off)
+        sig = int32x16(int32x16, packed, int8x64)
 
         def codegen(context, builder, sig, args):
-            acc_v, pk, x_arr, x_off = args
-            ptr = _data_pointer(context, builder, sig.args[2], x_arr, x_off, _BYTES)
-            x_bytes = builder.load(ptr)
-            x_bytes.align = 1
-            pk32 = builder.trunc(pk, _I32) if pk.type.width > 32 else pk
+            acc_v, pk, w_bytes = args
+            pk32 = pk                      # the low 32 bits are the four input bytes
+            if pk.type.width > 32:
+                pk32 = builder.trunc(pk, _I32)
+            elif pk.type.width < 32:
+                pk32 = builder.zext(pk, _I32)
             splat = builder.shuffle_vector(
                 builder.insert_element(ir.Constant(_VEC, None), pk32, ir.Constant(_I32, 0)),
                 ir.Constant(_VEC, None), ir.Constant(_VEC, [0] * LANES))
@@ -98,8 +131,8 @@ def make_dot4(vnni: bool | None = None):
                 fn = cgutils.get_or_insert_function(
                     builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]),
                     "llvm.x86.avx512.vpdpbusd.512")
-                return builder.call(fn, [acc_v, splat, builder.bitcast(x_bytes, _VEC)])
-            return _dot4_portable(builder, acc_v, builder.bitcast(splat, _BYTES), x_bytes)
+                return builder.call(fn, [acc_v, splat, builder.bitcast(w_bytes, _VEC)])
+            return _dot4_portable(builder, acc_v, builder.bitcast(splat, _BYTES), w_bytes)
         return sig, codegen
 
     return dot4

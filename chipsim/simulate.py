@@ -56,6 +56,9 @@ class Chip:
             record: bool = False) -> SimResult:
         f, m = self.flat, self.machine
         events = self.input_events(images, rng)
+        if not f.host_currents and events.size and not 0 <= events.min() <= events.max() <= 255:
+            # kernels.run_image keeps a step's events of one axon in a byte
+            raise ValueError("host events must lie in 0..255")
         b, T = events.shape[0], events.shape[1]
         n_cores = len(f.core_role)
         out = np.zeros((b, m.num_classes), dtype=np.int64)
@@ -72,7 +75,7 @@ class Chip:
                           f.out_slot_class, f.axon_gain, f.axon_nnz, f.xbar, f.rbase, f.row_pattern,
                           f.run_ptr, f.run_lo, f.run_hi, f.axon_entry,
                           f.slot_entry, f.input_entry, f.region_ptr, f.in_route, f.slot_route,
-                          self.mem_lo, self.mem_hi, f.qbase, f.xquad,
+                          f.host_currents, self.mem_lo, self.mem_hi, f.qbase, f.qaligned, f.xquad,
                           np.zeros(0, self.flat.acc_dtype), out, rec,
                           spikes_out, sops, pk_in, pk_out, route_pk,
                           max(1, min(b, numba.get_num_threads())))

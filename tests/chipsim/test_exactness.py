@@ -63,6 +63,31 @@ def test_tiny_chip_forces_splits_merges_and_several_chips():
     assert sim.spikes["conv2"].sum() > 0 and sim.spikes["fc1"].sum() > 0  # not a silent network
 
 
+@pytest.mark.parametrize("channels, encoding",
+                         [((8, 16), "rate"), ((8, 16), "phase"), ((16, 16), "phase")])
+def test_both_ways_of_reading_quads_are_bit_exact(channels, encoding):
+    """Aligned quad cores read four entries' event bytes as one uint32; the others gather their
+    axons one by one (conv1's four channels per position, split channel groups). A host event
+    is one packet whatever its value (phase: up to 128), a spike packet carries 1; T = 5
+    leaves padding steps."""
+    rng = np.random.default_rng(3)
+    spec = tiny_spec()
+    model = integer_model(random_layers(rng, channels=channels, theta=(0.3, 0.3), in_channels=4,
+                                        hidden=32), encoding=encoding, timesteps=5, spec=spec)
+    meta, arrays = compile_in_memory(model, spec)
+    flat = flatten(machine_from_arrays(meta, arrays), quads=True)
+    quad, aligned = flat.qbase >= 0, flat.qaligned
+    assert aligned.any() and (quad & ~aligned).any()
+    assert aligned[flat.core_layer == 0].any() == (channels[0] == 16)   # host events, aligned
+    images = random_images(rng, 6, channels=4)
+    sim, _ = assert_bit_exact(model, meta, arrays, images)
+    assert all(s.sum() > 0 for s in sim.spikes.values())                    # nothing silent
+    rows = Chip(machine_from_arrays(meta, arrays), quads=False).run(
+        images, rng=np.random.default_rng(0), record=True)
+    for counter in ("sops", "packets_in", "packets_out", "route_packets"):
+        np.testing.assert_array_equal(getattr(sim, counter), getattr(rows, counter))
+
+
 def test_counters_are_consistent():
     rng = np.random.default_rng(2)
     spec = tiny_spec()

@@ -13,7 +13,8 @@ def _kernel(dot4):
     def run(dst, packed, x, offsets):
         # dst[16 i : 16 i + 16] += dot4 over x at offsets[i], one vector per offset
         for i in range(offsets.shape[0]):
-            simd.add_into(dst, simd.LANES * i, dot4(simd.zeros(), packed[i], x, offsets[i]))
+            w = simd.load_bytes(x, offsets[i])
+            simd.add_into(dst, simd.LANES * i, dot4(simd.zeros(), packed[i], w))
     return run
 
 
@@ -46,7 +47,7 @@ def test_dot4_matches_numpy(vnni, dtype):
     assert dst.min() < -100_000                     # the extreme case was in there
 
 
-def test_dot4_accepts_only_int8_weights():
+def test_load_bytes_accepts_only_int8_weights():
     from numba.core.errors import TypingError
     with pytest.raises(TypingError):
         _kernel(simd.dot4)(np.zeros(16, np.int32), np.zeros(1, np.uint32),

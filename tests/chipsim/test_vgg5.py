@@ -70,8 +70,10 @@ def test_spike_driven_cores_store_their_crossbars_in_quads(vgg5_chip):
         if c.crossbar is None:
             assert not quad[c.index]
             continue
-        # conv1's graded inputs (pixel x gain) do not fit a byte; the spike layers' do
+        # conv1's graded inputs (pixel x gain) do not fit a byte; the spike layers' do, and
+        # each four axons read four consecutive entries (one uint32 of event bytes)
         assert quad[c.index] == (c.layer > 0 and machine.layers[c.layer].kind != "out")
+        assert flat.qaligned[c.index] == quad[c.index]
         if not quad[c.index]:
             continue
         n_axons, n_cols = c.crossbar.shape
