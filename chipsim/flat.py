@@ -71,6 +71,10 @@ class Flat:
     slot_entry: np.ndarray      # int64 per slot: the entry its spike or partial sum adds to
     input_entry: np.ndarray     # int64 per host input index: the entry it adds to
     region_ptr: np.ndarray      # int64 (L+1,) entries layer l reads: region_ptr[l]..[l+1]
+    # partial sums: core c's segments psum_seg[psum_ptr[c]:psum_ptr[c + 1]], each a run of its
+    # slots (j0, j1) going to consecutive home slots from h, of home core hc, by route r
+    psum_ptr: np.ndarray        # int64 (C+1,)
+    psum_seg: np.ndarray        # int64 (segments, 5): j0, j1, h, hc, r
     # routes, for traffic accounting: input index / slot -> route id (-1 none)
     in_route: np.ndarray
     slot_route: np.ndarray
@@ -127,8 +131,10 @@ def flatten(m: Machine, quads: bool | None = None) -> Flat:
     for c, o in zip(cores, lc, strict=True):
         if c.role == ROLE_PARTIAL:
             slot_route[nbase[c.index]:nbase[c.index + 1]] = c.partial_route[o.neuron_perm]
-    for hs, lay in zip(_holder_slots(m, lc, nbase), m.layers, strict=True):
+    holder = _holder_slots(m, lc, nbase)
+    for hs, lay in zip(holder, m.layers, strict=True):
         slot_route[hs] = lay.route
+    psum_ptr, psum_seg = _partial_segments(m, lc, nbase, holder, slot_route)
     n_in = len(entries.input_entry)
     layer_sizes = np.array([lay.n_neurons for lay in m.layers], dtype=np.int64)
     acc_bound = _accumulator_bound(m, cores, lc, abase, axon_gain, host_fed)
@@ -159,7 +165,8 @@ def flatten(m: Machine, quads: bool | None = None) -> Flat:
         axon_entry=entries.axon_entry, slot_entry=entries.slot_entry,
         input_entry=entries.input_entry, region_ptr=entries.region_ptr,
         in_route=m.input_route.astype(np.int64), slot_route=slot_route, host_currents=host_fed,
-        acc_dtype=acc_dtype, qbase=qbase, qaligned=aligned, xquad=xquad)
+        psum_ptr=psum_ptr, psum_seg=psum_seg, acc_dtype=acc_dtype, qbase=qbase,
+        qaligned=aligned, xquad=xquad)
 
 
 def _quad_cores(m: Machine, lc: list[_LocalOrder], abase: np.ndarray, axon_gain: np.ndarray,
@@ -168,8 +175,9 @@ def _quad_cores(m: Machine, lc: list[_LocalOrder], abase: np.ndarray, axon_gain:
     int8, every input (event x gain) fits uint8, and the neurons fill whole 16-lane vectors
     (the int32 accumulators are checked by the caller). Of those, the aligned ones: every
     four axons 4q .. 4q + 3 read four consecutive entries 4g .. 4g + 3 with gain 1, so one
-    uint32 of a step's event bytes is a quad's input (kernels._read_quads); in VGG5 every
-    crossbar core of conv2, conv3 and fc1. Two bool (C,) arrays."""
+    uint32 of a step's event bytes is a quad's input (kernels._read_quads), in layers whose
+    crossbar cores all qualify; in VGG5 every crossbar core of conv2, conv3 and fc1. Two
+    bool (C,) arrays."""
     fits: dict[int, bool] = {}     # by crossbar object: matching tiles share one
     quad = np.zeros(len(m.cores), dtype=bool)
     aligned = np.zeros(len(m.cores), dtype=bool)
@@ -187,6 +195,12 @@ def _quad_cores(m: Machine, lc: list[_LocalOrder], abase: np.ndarray, axon_gain:
             entry = axon_entry[a0:a1].reshape(-1, 4)
             aligned[c.index] = (bool(np.all(entry[:, 0] % 4 == 0))
                                 and bool(np.all(entry - entry[:, :1] == np.arange(4))))
+    # a layer's region is step-major for aligned quads, entry-major for every other reader
+    # (kernels._region): so a layer's crossbar cores are aligned all or none
+    for cores in m.layer_cores:
+        readers = [ci for ci in cores if lc[ci].crossbar is not None]
+        if not all(aligned[ci] for ci in readers):
+            aligned[readers] = False
     return quad, aligned
 
 
@@ -278,31 +292,24 @@ def _entries(m: Machine, lc: list[_LocalOrder], nbase: np.ndarray, abase: np.nda
     once: an entry (summed value, packet count) per input index of each layer, and per neuron
     of a layer split into partial sums. A source adds to one entry; every core holding that
     target reads the same entry (the packets its copy received) while the layer runs; the
-    layer's region is cleared once it has run. Layer l's region: its inputs, then its
-    partial sums, padded to a multiple of 4 entries (kernels._read_quads reads four at once)."""
+    layer's region is cleared once it has run. Layer l's region: its inputs, padded to a
+    multiple of 4 entries (kernels._read_quads reads four at once). Partial sums need no
+    entry: they go straight to their home neurons (_partial_segments)."""
     n_layers = len(m.layers)
     in_shapes = [m.layers[0].out_shape if host_fed else m.layers[0].in_shape,
                  *(lay.in_shape for lay in m.layers[1:])]
-    split = [any(c.role == ROLE_PARTIAL for c in m.cores if c.layer == li)
-             for li in range(n_layers)]
-    sizes = [-(-(int(np.prod(sh)) + (lay.n_neurons if sp else 0)) // 4) * 4   # 4-aligned: quads
-             for sh, lay, sp in zip(in_shapes, m.layers, split, strict=True)]
+    sizes = [-(-int(np.prod(sh)) // 4) * 4 for sh in in_shapes]   # 4-aligned: quads
     region_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     ranks = [_rank(sh) for sh in in_shapes]
-    out_ranks = [_rank(lay.out_shape) for lay in m.layers]
-    psum_base = [int(region_ptr[li] + np.prod(sh)) for li, sh in enumerate(in_shapes)]
     axon_entry = np.full(int(abase[-1]), -1, dtype=np.int64)
     slot_entry = np.full(int(nbase[-1]), -1, dtype=np.int64)
     feeds = [np.full(lay.n_neurons, -1, dtype=np.int64) for lay in m.layers]  # -> next input
     for c, o in zip(m.cores, lc, strict=True):
         li = c.layer
-        a0, s0 = abase[c.index], nbase[c.index]
+        a0 = abase[c.index]
         if c.role == ROLE_HOME and not (host_fed and li == 0):
-            axon_entry[a0:a0 + len(o.axons)] = psum_base[li] + out_ranks[li][o.neurons]
-            continue
+            continue                      # partial sums: see _partial_segments
         axon_entry[a0:a0 + len(o.axons)] = region_ptr[li] + ranks[li][o.axons]
-        if c.role == ROLE_PARTIAL:
-            slot_entry[s0:s0 + len(o.neurons)] = psum_base[li] + out_ranks[li][o.neurons]
         if li > 0:
             feeds[li - 1][_axon_sources(m, li, o.axons)] = o.axons[:, None]
     for c, o in zip(m.cores, lc, strict=True):
@@ -389,6 +396,32 @@ def _runs(nonzero: np.ndarray) -> np.ndarray:
     last = np.ones(len(lo), dtype=bool)
     last[:-1] = keep[1:]
     return np.stack([lo[keep], hi[last]], axis=1).astype(np.int64)
+
+
+def _partial_segments(m: Machine, lc: list[_LocalOrder], nbase: np.ndarray,
+                      holder: list[np.ndarray], slot_route: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """A partial core's sum for neuron n goes to n's slot on its home core. The kernel adds
+    them as segments: maximal runs of the core's slots whose home slots are consecutive, on
+    one home core, sent by one route, so each segment is one vectorized add per step (and
+    partial sums need no packet box). (psum_ptr (C+1,), psum_seg (segments, 5))."""
+    ptr = np.zeros(len(m.cores) + 1, dtype=np.int64)
+    segs: list[np.ndarray] = []
+    for c, o in zip(m.cores, lc, strict=True):
+        ptr[c.index + 1] = ptr[c.index]
+        if c.role != ROLE_PARTIAL or len(o.neurons) == 0:
+            continue
+        home = holder[c.layer][o.neurons]
+        home_core = np.searchsorted(nbase, home, side="right") - 1
+        route = slot_route[nbase[c.index]:nbase[c.index + 1]]
+        cut = np.flatnonzero((np.diff(home) != 1) | (np.diff(home_core) != 0)
+                             | (np.diff(route) != 0)) + 1
+        j0 = np.concatenate([[0], cut])
+        j1 = np.concatenate([cut, [len(home)]])
+        segs.append(np.stack([j0, j1, home[j0], home_core[j0], route[j0]], axis=1))
+        ptr[c.index + 1] += len(j0)
+    seg = np.concatenate(segs).astype(np.int64) if segs else np.zeros((0, 5), np.int64)
+    return ptr, seg
 
 
 def _holder_slots(m: Machine, lc: list[_LocalOrder], nbase: np.ndarray) -> list[np.ndarray]:

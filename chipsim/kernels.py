@@ -17,7 +17,8 @@ across its T ticks (no membrane array at all); accumulators and packet boxes car
 axis. A packet multicast to several cores is kept once, in the box of its logical target,
 which every core holding that target reads (flat._entries). An axon target's box is a byte
 per step, the summed value of its events (a spike packet carries 1, a host event one value
-< 256); partial sums and host currents, which need more, have an int count and value. Cores
+< 256). Partial sums go straight into their home neurons' accumulators; host currents (the
+host input path) have an int count and value per layer-0 input. Cores
 whose inputs fit bytes add their synapses as VNNI dot products of four axons instead of rows
 where the CPU has VNNI (_read_quads, chipsim/simd.py); the two ways are exact alike.
 Membranes are int64; input accumulators int32 where flatten() proves no overflow, else
@@ -79,23 +80,25 @@ def _add_group(acc, xbar, s0, rows, vas, m, pattern, run_ptr, run_lo, run_hi):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _read_axons(acc, s0, nn, a0, a1, r0, x0, axon_entry, events, e0, host_events, axon_nnz,
+def _read_axons(acc, s0, nn, a0, a1, r0, x0, axon_entry, ev32, e0, host_events, axon_nnz,
                 axon_gain, row_pattern, xbar, run_ptr, run_lo, run_hi, pend_row, pend_va,
                 pend_m, pend_pattern):
     """One crossbar core, all T steps: the row of every axon that received events at step t is
     added into acc[t], times the step's summed event value x the axon's gain (consecutive
-    rows sharing a pattern GROUP at a time, per step). Returns the core's (packets in,
-    synaptic operations)."""
-    n_steps = acc.shape[0]
+    rows sharing a pattern GROUP at a time, per step). ``ev32``: the layer's entry-major
+    region, four steps of an entry per uint32, so a silent axon costs one load per four
+    steps. Returns the core's (packets in, synaptic operations)."""
     n_pk = 0
     n_sop = 0
-    for t in range(n_steps):
+    for t in range(acc.shape[0]):
         pend_m[t] = 0
     for a in range(a0, a1):
         e = axon_entry[a] - e0
+        if _silent(ev32, e):
+            continue
         pattern = row_pattern[r0 + a - a0]
-        for t in range(n_steps):
-            v = events[t, e]
+        for t in range(acc.shape[0]):
+            v = (np.int64(ev32[e, t >> 2]) >> (8 * (t & 3))) & 0xFF
             if v == 0:
                 continue
             p = 1 if host_events else v   # a host event is one packet; a spike packet is 1
@@ -110,24 +113,35 @@ def _read_axons(acc, s0, nn, a0, a1, r0, x0, axon_entry, events, e0, host_events
             pend_row[t, m] = x0 + (a - a0) * nn
             pend_va[t, m] = v * axon_gain[a]   # cast to the accumulator type
             pend_m[t] = m + 1
-    for t in range(n_steps):
+    for t in range(acc.shape[0]):
         if pend_m[t] > 0:
             _add_group(acc[t], xbar, s0, pend_row[t], pend_va[t], pend_m[t], pend_pattern[t],
                        run_ptr, run_lo, run_hi)
     return n_pk, n_sop
 
 
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
+def _silent(ev32, e):
+    """Whether entry e of an entry-major region received no events in any step."""
+    for h in range(ev32.shape[1]):
+        if ev32[e, h] != 0:
+            return False
+    return True
+
+
 @njit(cache=True, nogil=True, _nrt=False)
-def _read_quads(acc, s0, nn, a0, a1, q0, aligned, axon_entry, ev, ev32, e0, host_events,
+def _read_quads(acc, s0, nn, a0, a1, q0, aligned, axon_entry, ev32, e0, host_events,
                 axon_nnz, axon_gain, xquad, quad_ids, quad_in):
     """One quad core (flat._quad_cores), all T steps, four steps at a time. Each quad's inputs
     at step t are packed into a uint32, a byte per axon. In an ``aligned`` core, axons
-    4q .. 4q + 3 read entries 4g .. 4g + 3 with gain 1, so the packed inputs are simply
-    ev32[t, g]; otherwise they are gathered axon by axon. The quads with an input in any of
-    the four steps are listed, and _dot_quads adds their four rows for all four steps with
-    VNNI dot products, loading the weights once. A quad costs the same with one active axon
-    or four, and in one active step or four: at VGG5's activity most quads are silent in all
-    steps or active in all. Returns the core's (packets in, synaptic operations)."""
+    4q .. 4q + 3 read entries 4g .. 4g + 3 with gain 1 and the layer's region is step-major,
+    so the packed inputs are simply ev32[t, g]; otherwise the region is entry-major and each
+    axon's four steps (ev32[e, t / 4]) are transposed into the quad's (_gather_quad). The
+    quads with an input in any of the four steps are listed, and _dot_quads adds their four
+    rows for all four steps with VNNI dot products, loading the weights once. A quad costs the
+    same with one active axon or four, and in one active step or four: at VGG5's activity
+    most quads are silent in all steps or active in all. Returns the core's (packets in,
+    synaptic operations)."""
     n_steps = acc.shape[0]
     n_pk = 0
     n_sop = 0
@@ -144,7 +158,7 @@ def _read_quads(acc, s0, nn, a0, a1, q0, aligned, axon_entry, ev, ev32, e0, host
                 n_sop += ((pk & 0xFF) * axon_nnz[a] + ((pk >> 8) & 0xFF) * axon_nnz[a + 1]
                           + ((pk >> 16) & 0xFF) * axon_nnz[a + 2] + (pk >> 24) * axon_nnz[a + 3])
             else:
-                u0, u1, u2, u3, pk = _gather_quad(ev, t0, axon_entry, axon_gain, a,
+                u0, u1, u2, u3, pk = _gather_quad(ev32, t0 // 4, axon_entry, axon_gain, a,
                                                   min(4, a1 - a), e0, host_events)
                 for k in range(min(4, a1 - a)):
                     n_sop += ((pk >> (8 * k)) & 0xFF) * axon_nnz[a + k]
@@ -169,25 +183,30 @@ def _packets(u, host_events):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _gather_quad(ev, t0, axon_entry, axon_gain, a, n_axons, e0, host_events):
-    """Steps t0 .. t0 + 3 of axons a .. a + n_axons - 1 (n_axons <= 4): the packed inputs of
-    each step (byte k: axon a + k's event x gain, < 256) and each axon's packets (byte k)."""
-    u0 = u1 = u2 = u3 = pk = np.int64(0)
+def _gather_quad(ev32, h, axon_entry, axon_gain, a, n_axons, e0, host_events):
+    """Steps 4h .. 4h + 3 of axons a .. a + n_axons - 1 (n_axons <= 4) from an entry-major
+    region: the packed inputs of each step (byte k: axon a + k's event x gain, < 256; no byte
+    carries into the next) and each axon's packets (byte k)."""
+    w0 = w1 = w2 = w3 = pk = np.int64(0)
     for k in range(n_axons):
-        e = axon_entry[a + k] - e0
-        gain = axon_gain[a + k]
-        v0, v1 = np.int64(ev[t0, e]), np.int64(ev[t0 + 1, e])
-        v2, v3 = np.int64(ev[t0 + 2, e]), np.int64(ev[t0 + 3, e])
-        shift = 8 * k
-        u0 |= (v0 * gain) << shift
-        u1 |= (v1 * gain) << shift
-        u2 |= (v2 * gain) << shift
-        u3 |= (v3 * gain) << shift
-        if host_events:
-            pk |= ((v0 != 0) + (v1 != 0) + (v2 != 0) + (v3 != 0)) << shift
+        w = np.int64(ev32[axon_entry[a + k] - e0, h])     # one axon's four steps
+        pk |= ((_packets(w, host_events) * 0x01010101) >> 24 & 0xFF) << (8 * k)
+        w *= axon_gain[a + k]
+        if k == 0:
+            w0 = w
+        elif k == 1:
+            w1 = w
+        elif k == 2:
+            w2 = w
         else:
-            pk |= (v0 + v1 + v2 + v3) << shift
-    return u0, u1, u2, u3, pk
+            w3 = w
+    # transpose 4 axons x 4 steps of bytes into 4 steps x 4 axons
+    x01 = (w0 & 0x00FF00FF) | ((w1 & 0x00FF00FF) << 8)   # w0[0] w1[0] w0[2] w1[2]
+    y01 = ((w0 >> 8) & 0x00FF00FF) | (w1 & 0xFF00FF00)    # w0[1] w1[1] w0[3] w1[3]
+    x23 = (w2 & 0x00FF00FF) | ((w3 & 0x00FF00FF) << 8)
+    y23 = ((w2 >> 8) & 0x00FF00FF) | (w3 & 0xFF00FF00)
+    return ((x01 & 0xFFFF) | ((x23 & 0xFFFF) << 16), (y01 & 0xFFFF) | ((y23 & 0xFFFF) << 16),
+            (x01 >> 16) | (x23 & 0xFFFF0000), (y01 >> 16) | (y23 & 0xFFFF0000), pk)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -257,7 +276,7 @@ def _add1(acc, t, off, v):
 
 @njit(cache=True, nogil=True, _nrt=False)
 def _read_home(acc, s0, nn, a0, axon_entry, count, value):
-    """A home core: graded partial sums (or host currents) land on axon j = neuron j."""
+    """A host-fed home core: host currents land on axon j = neuron j."""
     n_pk = 0
     for j in range(nn):
         e = axon_entry[a0 + j]
@@ -268,27 +287,37 @@ def _read_home(acc, s0, nn, a0, axon_entry, count, value):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _send_partials(acc, s0, sl0, nn, slot_entry, slot_route, count, value, route_pk):
-    """A partial-sum core sends each non-zero sum to its home; returns the packets sent."""
+def _send_partials(acc, s0, lbase, g0, g1, psum_seg, route_pk, pk_in):
+    """A partial-sum core sends each non-zero sum to its home neuron: segment by segment
+    (flat._partial_segments), the sums are added into the home slots' accumulators (the home
+    cores of a layer run after its partial cores and have no crossbar) and the packets are
+    counted, each non-zero sum one. Returns the packets sent."""
     n_out = 0
-    for j in range(nn):
-        e = slot_entry[sl0 + j]
-        r = slot_route[sl0 + j]
+    for g in range(g0, g1):
+        j0, j1, h, hc, r = psum_seg[g, 0], psum_seg[g, 1], psum_seg[g, 2], psum_seg[g, 3], \
+            psum_seg[g, 4]
+        sent = 0
         for t in range(acc.shape[0]):
-            ps = acc[t, s0 + j]
-            if ps != 0:
-                n_out += 1
-                if r >= 0:
-                    route_pk[t, r] += 1
-                value[e, t] += ps
-                count[e, t] += 1
-            acc[t, s0 + j] = 0
+            src = acc[t, s0 + j0:s0 + j1]
+            dst = acc[t, h - lbase:h - lbase + j1 - j0]
+            nz = 0
+            for k in range(j1 - j0):        # vectorizes
+                ps = src[k]
+                dst[k] += ps
+                nz += ps != 0
+                src[k] = 0
+            if r >= 0:
+                route_pk[t, r] += nz
+            sent += nz
+        pk_in[hc] += sent
+        n_out += sent
     return n_out
 
 
 @njit(cache=True, nogil=True, _nrt=False)
 def _tick(acc, s0, sl0, nn, shift, slot_bias, th, leak_shift, leak_mult, soft, mem_lo, mem_hi,
-          slot_entry, slot_route, events, e0, route_pk, record, rec_base, slot_neuron, do_record):
+          slot_entry, slot_route, events, e0, es, ts, route_pk, record, rec_base, slot_neuron,
+          do_record):
     """One core's neurons, all T steps; a neuron's membrane lives in a register. (Branch-free
     spike handling was measured slower: the branch predicts well enough.) Returns the core's
     (spikes, packets sent)."""
@@ -317,7 +346,7 @@ def _tick(acc, s0, sl0, nn, shift, slot_bias, th, leak_shift, leak_mult, soft, m
                     n_out += 1
                     route_pk[t, r] += 1
                 if e >= 0:
-                    events[t, e - e0] += 1
+                    events[(e - e0) * es + t * ts] += 1
     return n_spk, n_out
 
 
@@ -335,8 +364,9 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
               leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron, slot_bias,
               out_slot_class, axon_gain, axon_nnz, xbar, rbase, row_pattern, run_ptr, run_lo,
               run_hi, axon_entry, slot_entry, input_entry, region_ptr, in_route, slot_route,
-              host_currents, mem_lo, mem_hi, qbase, qaligned, xquad, out, record, spikes_out,
-              sops, pk_in, pk_out, route_pk, acc, count, value, events, quad_ids, quad_in):
+              psum_ptr, psum_seg, host_currents, mem_lo, mem_hi, qbase, qaligned, xquad, out,
+              record, spikes_out, sops, pk_in, pk_out, route_pk, acc, count, value, events,
+              quad_ids, quad_in):
     """Run all T steps of one image. ``inputs`` (T, n_in) int64 event values (0 = no event),
     or with ``host_currents`` the currents the host computed for layer 0's home cores.
     ``record`` is (T, n_neurons_total) uint8 or (0, 0) to skip recording.
@@ -347,11 +377,12 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
     - ``events`` (entries x T rounded up to a multiple of 4,) uint8: per axon target and step,
       the summed value of the events it received. It fits a byte: a host event is <= 255 (one
       per input and step) and a spike target gets at most 4 spikes (a merged pool). Each
-      layer's region is stored apart, step-major (``_region``), so the quad kernel reads four
-      consecutive targets' inputs as one uint32;
-    - ``count`` (entries, T) int32 and ``value`` (entries, T) of the accumulator type (the same
-      bound covers every sum a target receives): packets and summed value of the graded
-      targets, partial sums and host currents, per step;
+      layer's region is stored apart (``_region``): step-major where the layer's crossbar
+      cores are aligned quad cores, which read four consecutive targets' inputs as one uint32;
+      else entry-major, where one uint32 is four steps of a target (a silent axon is one load;
+      the row kernel read step-major rows 18% slower);
+    - ``count`` (layer 0's entries, T) int32 and ``value`` of the accumulator type: with
+      ``host_currents``, the packets and current each layer-0 home neuron receives per step;
     - ``quad_ids`` (most quads of a core,) int64 and ``quad_in`` (that, 4) uint32: a quad
       core's quads with an input in four steps, and those inputs."""
     n_steps = inputs.shape[0]
@@ -361,7 +392,7 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
     pend_m = np.zeros(n_steps, dtype=np.int64)
     pend_pattern = np.zeros(n_steps, dtype=np.int64)
     do_record = record.shape[0] > 0
-    ev_next = _region(events, region_ptr, 0)
+    ev_next, es, ts = _region(events, region_ptr, layer_core_ptr, qaligned, 0)
     for t in range(n_steps):
         for i in range(inputs.shape[1]):
             v = inputs[t, i]
@@ -374,39 +405,42 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
                     value[e, t] += v
                     count[e, t] += 1
                 else:
-                    ev_next[t, e - region_ptr[0]] += v
+                    ev_next[(e - region_ptr[0]) * es + t * ts] += v
     for l in range(n_layers):
         c0, c1 = layer_core_ptr[l], layer_core_ptr[l + 1]
         lbase = nbase[c0]                 # acc holds this layer's slots only
         e0, e1 = region_ptr[l], region_ptr[l + 1]
-        ev = ev_next                      # this layer's inputs
-        ev32 = ev.view(np.uint32)         # four consecutive targets per uint32: quads
+        ev = ev_next                      # this layer's inputs, by (es, ts)
+        row = max(es * ts, 1)             # step-major: a step's targets; else a target's steps
+        ev32 = ev.reshape((ev.shape[0] // row, row)).view(np.uint32)
         for c in range(c0, c1):
             s0, nn = nbase[c] - lbase, nbase[c + 1] - nbase[c]
             if core_role[c] == ROLE_HOME:
-                pk_in[c] += _read_home(acc, s0, nn, abase[c], axon_entry, count, value)
+                if host_currents and l == 0:   # else its partial sums are already in acc
+                    pk_in[c] += _read_home(acc, s0, nn, abase[c], axon_entry, count, value)
                 continue
             if qbase[c] >= 0:
                 n_pk, n_sop = _read_quads(acc, s0, nn, abase[c], abase[c + 1], qbase[c],
-                                          qaligned[c], axon_entry, ev, ev32, e0, l == 0,
+                                          qaligned[c], axon_entry, ev32, e0, l == 0,
                                           axon_nnz, axon_gain, xquad, quad_ids, quad_in)
             else:
                 n_pk, n_sop = _read_axons(acc, s0, nn, abase[c], abase[c + 1], rbase[c],
-                                          xbase[c], axon_entry, ev, e0, l == 0,
+                                          xbase[c], axon_entry, ev32, e0, l == 0,
                                           axon_nnz, axon_gain, row_pattern, xbar, run_ptr,
                                           run_lo, run_hi, pend_row, pend_va, pend_m,
                                           pend_pattern)
             pk_in[c] += n_pk
             sops[c] += n_sop
             if core_role[c] == ROLE_PARTIAL:
-                pk_out[c] += _send_partials(acc, s0, nbase[c], nn, slot_entry, slot_route,
-                                            count, value, route_pk)
+                pk_out[c] += _send_partials(acc, s0, lbase, psum_ptr[c], psum_ptr[c + 1],
+                                            psum_seg, route_pk, pk_in)
         # every core of the layer has read its packets
-        count[e0:e1] = 0
-        value[e0:e1] = 0
+        if l == 0:
+            count[:] = 0
+            value[:] = 0
         ev[:] = 0
         if l + 1 < n_layers:
-            ev_next = _region(events, region_ptr, l + 1)
+            ev_next, es, ts = _region(events, region_ptr, layer_core_ptr, qaligned, l + 1)
         # the layer's ticks, all steps
         for c in range(c0, c1):
             if core_role[c] == ROLE_PARTIAL:
@@ -417,23 +451,28 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
                 continue
             n_spk, n_out = _tick(acc, s0, nbase[c], nn, core_shift[c], slot_bias, threshold[l],
                                  leak_shift[l], leak_mult[l], soft_reset[l], mem_lo, mem_hi,
-                                 slot_entry, slot_route, ev_next, e1, route_pk, record,
-                                 layer_nbase[l], slot_neuron, do_record)
+                                 slot_entry, slot_route, ev_next, e1, es, ts, route_pk,
+                                 record, layer_nbase[l], slot_neuron, do_record)
             spikes_out[c] += n_spk
             pk_out[c] += n_out
 
 
 @njit(cache=True, nogil=True)
-def _region(events, region_ptr, l):
-    """Layer l's region of ``events`` as a (T rounded up to a multiple of 4, its entries)
-    view: entry e at step t is [t, e - region_ptr[l]]."""
+def _region(events, region_ptr, layer_core_ptr, qaligned, l):
+    """Layer l's region of ``events`` (its entries x T rounded up to a multiple of 4 bytes)
+    and its strides (per entry, per step): step-major when the layer's crossbar cores are
+    aligned quad cores (flat makes that all or none of them), else entry-major."""
     e0, e1 = region_ptr[l], region_ptr[l + 1]
     n_rows = events.shape[0] // max(region_ptr[-1], 1)
-    return events[n_rows * e0:n_rows * e1].reshape((n_rows, e1 - e0))
+    region = events[n_rows * e0:n_rows * e1]
+    for c in range(layer_core_ptr[l], layer_core_ptr[l + 1]):
+        if qaligned[c]:
+            return region, 1, e1 - e0
+    return region, n_rows, 1
 
 
 @njit(cache=True)
-def new_workspace(n_steps, nbase, abase, layer_core_ptr, n_entries, acc_proto):
+def new_workspace(n_steps, nbase, abase, layer_core_ptr, region_ptr, acc_proto):
     """Zeroed per-thread state for ``run_image`` (see there)."""
     widest = 0
     for l in range(layer_core_ptr.shape[0] - 1):
@@ -442,9 +481,9 @@ def new_workspace(n_steps, nbase, abase, layer_core_ptr, n_entries, acc_proto):
     for c in range(abase.shape[0] - 1):
         most_quads = max(most_quads, (abase[c + 1] - abase[c] + 3) // 4)
     return (np.zeros((n_steps, widest), dtype=acc_proto.dtype),
-            np.zeros((n_entries, n_steps), dtype=np.int32),
-            np.zeros((n_entries, n_steps), dtype=acc_proto.dtype),
-            np.zeros((n_steps + 3) // 4 * 4 * n_entries, dtype=np.uint8),
+            np.zeros((region_ptr[1], n_steps), dtype=np.int32),
+            np.zeros((region_ptr[1], n_steps), dtype=acc_proto.dtype),
+            np.zeros((n_steps + 3) // 4 * 4 * region_ptr[-1], dtype=np.uint8),
             np.zeros(most_quads, dtype=np.int64),
             np.zeros((most_quads, 4), dtype=np.uint32))
 
@@ -454,20 +493,21 @@ def run_batch(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
               leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron, slot_bias,
               out_slot_class, axon_gain, axon_nnz, xbar, rbase, row_pattern, run_ptr, run_lo,
               run_hi, axon_entry, slot_entry, input_entry, region_ptr, in_route, slot_route,
-              host_currents, mem_lo, mem_hi, qbase, qaligned, xquad, acc_proto, out, record,
-              spikes_out, sops, pk_in, pk_out, route_pk, n_workers):
+              psum_ptr, psum_seg, host_currents, mem_lo, mem_hi, qbase, qaligned, xquad,
+              acc_proto, out, record, spikes_out, sops, pk_in, pk_out, route_pk, n_workers):
     """``run_image`` over a batch (B, T, n_in); every output array has a leading batch axis.
     ``n_workers`` (<= the batch) workers each allocate one workspace (a few MB) and reuse it
     for their images: allocating it per image cost more in page faults than the arithmetic."""
     b = inputs.shape[0]
     for w in prange(n_workers):
         acc, count, value, events, quad_ids, quad_in = new_workspace(
-            inputs.shape[1], nbase, abase, layer_core_ptr, region_ptr[-1], acc_proto)
+            inputs.shape[1], nbase, abase, layer_core_ptr, region_ptr, acc_proto)
         for i in range(w, b, n_workers):
             run_image(inputs[i], core_role, nbase, abase, xbase, core_shift, layer_core_ptr,
                       threshold, leak_shift, leak_mult, soft_reset, is_output, layer_nbase,
                       slot_neuron, slot_bias, out_slot_class, axon_gain, axon_nnz, xbar, rbase,
                       row_pattern, run_ptr, run_lo, run_hi, axon_entry, slot_entry, input_entry,
-                      region_ptr, in_route, slot_route, host_currents, mem_lo, mem_hi, qbase,
-                      qaligned, xquad, out[i], record[i], spikes_out[i], sops[i], pk_in[i],
-                      pk_out[i], route_pk[i], acc, count, value, events, quad_ids, quad_in)
+                      region_ptr, in_route, slot_route, psum_ptr, psum_seg, host_currents,
+                      mem_lo, mem_hi, qbase, qaligned, xquad, out[i], record[i], spikes_out[i],
+                      sops[i], pk_in[i], pk_out[i], route_pk[i], acc, count, value, events,
+                      quad_ids, quad_in)

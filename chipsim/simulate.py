@@ -75,7 +75,8 @@ class Chip:
                           f.out_slot_class, f.axon_gain, f.axon_nnz, f.xbar, f.rbase, f.row_pattern,
                           f.run_ptr, f.run_lo, f.run_hi, f.axon_entry,
                           f.slot_entry, f.input_entry, f.region_ptr, f.in_route, f.slot_route,
-                          f.host_currents, self.mem_lo, self.mem_hi, f.qbase, f.qaligned, f.xquad,
+                          f.psum_ptr, f.psum_seg, f.host_currents, self.mem_lo, self.mem_hi,
+                          f.qbase, f.qaligned, f.xquad,
                           np.zeros(0, self.flat.acc_dtype), out, rec,
                           spikes_out, sops, pk_in, pk_out, route_pk,
                           max(1, min(b, numba.get_num_threads())))
