@@ -67,8 +67,8 @@ class Flat:
     # where packets land (see _entries): one entry per logical destination, shared by every
     # core that holds a copy of it as an axon
     axon_input: np.ndarray      # int64 per axon: its index in its layer's input space
-    axon_entry: np.ndarray      # int64 per axon: the entry it reads
-    slot_entry: np.ndarray      # int64 per slot: the entry its spike or partial sum adds to
+    axon_entry: np.ndarray      # int64 per axon: the entry it reads (-1: a home core's partial sums)
+    slot_entry: np.ndarray      # int64 per slot: the entry its spike adds to (-1: none)
     input_entry: np.ndarray     # int64 per host input index: the entry it adds to
     region_ptr: np.ndarray      # int64 (L+1,) entries layer l reads: region_ptr[l]..[l+1]
     # partial sums: core c's segments psum_seg[psum_ptr[c]:psum_ptr[c + 1]], each a run of its

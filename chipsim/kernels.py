@@ -190,7 +190,7 @@ def _gather_quad(ev32, h, axon_entry, axon_gain, a, n_axons, e0, host_events):
     w0 = w1 = w2 = w3 = pk = np.int64(0)
     for k in range(n_axons):
         w = np.int64(ev32[axon_entry[a + k] - e0, h])     # one axon's four steps
-        pk |= ((_packets(w, host_events) * 0x01010101) >> 24 & 0xFF) << (8 * k)
+        pk |= (((_packets(w, host_events) * 0x01010101) >> 24) & 0xFF) << (8 * k)
         w *= axon_gain[a + k]
         if k == 0:
             w0 = w
@@ -294,8 +294,8 @@ def _send_partials(acc, s0, lbase, g0, g1, psum_seg, route_pk, pk_in):
     counted, each non-zero sum one. Returns the packets sent."""
     n_out = 0
     for g in range(g0, g1):
-        j0, j1, h, hc, r = psum_seg[g, 0], psum_seg[g, 1], psum_seg[g, 2], psum_seg[g, 3], \
-            psum_seg[g, 4]
+        j0, j1 = psum_seg[g, 0], psum_seg[g, 1]        # the core's slots s0 + j0 .. s0 + j1
+        h, hc, r = psum_seg[g, 2], psum_seg[g, 3], psum_seg[g, 4]   # home slots, core, route
         sent = 0
         for t in range(acc.shape[0]):
             src = acc[t, s0 + j0:s0 + j1]

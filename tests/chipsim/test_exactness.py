@@ -10,6 +10,7 @@ from chipsim.flat import flatten
 from chipsim.machine import machine_from_arrays
 from chipsim.simulate import Chip
 from compiler.reference import run_reference
+from spikemesh.chipimage import ROLE_PARTIAL, merged_sources
 from tests.helpers import (
     NETWORK_CASES,
     compile_in_memory,
@@ -61,6 +62,9 @@ def test_tiny_chip_forces_splits_merges_and_several_chips():
     assert meta["board"]["chips_x"] * meta["board"]["chips_y"] > 1
     sim, _ = assert_bit_exact(model, meta, arrays, random_images(rng, 8))
     assert sim.spikes["conv2"].sum() > 0 and sim.spikes["fc1"].sum() > 0  # not a silent network
+    machine = machine_from_arrays(meta, arrays)
+    assert_packets_land_where_routes_go(machine, sim)
+    assert_partial_sums_send_one_packet_each(machine, sim)
 
 
 @pytest.mark.parametrize("channels, encoding",
@@ -105,13 +109,32 @@ def test_counters_are_consistent():
     assert 0 < sim.packets_out.sum() <= sim.packets_in.sum()
     # route packets = packets from cores + host input events (pixels > 0 on the graded path)
     assert sim.route_packets.sum() == sim.packets_out.sum() + model.timesteps * np.count_nonzero(images)
-    # each packet on a route lands once in every core the route reaches
-    machine = chip.machine
+    assert_packets_land_where_routes_go(chip.machine, sim)
+    assert sim.sops.sum() > 0
+
+
+def assert_partial_sums_send_one_packet_each(machine, sim):
+    """A partial-sum core sends one packet per neuron and step whose partial sum (its crossbar
+    times its axons' inputs, computed here in numpy) is not zero."""
+    partial = [c for c in machine.cores if c.role == ROLE_PARTIAL]
+    assert partial and all(c.layer > 0 for c in partial)
+    for c in partial:
+        prev = machine.layers[c.layer - 1]
+        spikes = sim.spikes[prev.name].astype(np.int64)            # (N, T, neurons)
+        if machine.layers[c.layer].pooled_input:
+            inputs = spikes[:, :, merged_sources(prev.out_shape, c.axons)].sum(axis=-1)
+        else:
+            inputs = spikes[:, :, c.axons]
+        sums = inputs @ c.crossbar.astype(np.int64)                 # (N, T, the core's neurons)
+        assert sim.packets_out[c.index] == np.count_nonzero(sums)
+
+
+def assert_packets_land_where_routes_go(machine, sim):
+    """Each packet on a route lands once in every core the route reaches (partial sums too)."""
     expected_in = np.zeros(len(machine.cores), dtype=np.int64)
     for r, packets in enumerate(sim.route_packets.sum(axis=0)):
         expected_in[machine.destinations(r)] += packets
     np.testing.assert_array_equal(sim.packets_in, expected_in)
-    assert sim.sops.sum() > 0
 
 
 @pytest.mark.parametrize("encoding", ["phase", "rate"])
