@@ -380,7 +380,7 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
       layer's region is stored apart (``_region``): step-major where the layer's crossbar
       cores are aligned quad cores, which read four consecutive targets' inputs as one uint32;
       else entry-major, where one uint32 is four steps of a target (a silent axon is one load;
-      the row kernel read step-major rows 18% slower);
+      with every region step-major, rows-only runs took 18% longer);
     - ``count`` (layer 0's entries, T) int32 and ``value`` of the accumulator type: with
       ``host_currents``, the packets and current each layer-0 home neuron receives per step;
     - ``quad_ids`` (most quads of a core,) int64 and ``quad_in`` (that, 4) uint32: a quad
