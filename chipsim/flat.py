@@ -289,9 +289,9 @@ def _entries(m: Machine, lc: list[_LocalOrder], nbase: np.ndarray, abase: np.nda
              host_fed: bool) -> _Entries:
     """On the chip a spike is multicast to every core that holds its target as an axon (a
     convolution's halo is held by several cores). The simulator keeps each logical target
-    once: an entry (summed value, packet count) per input index of each layer, and per neuron
-    of a layer split into partial sums. A source adds to one entry; every core holding that
-    target reads the same entry (the packets its copy received) while the layer runs; the
+    once: an entry per input index of each layer (in the kernels, a byte per step: the summed
+    value of its events). A source adds to one entry; every core holding that target reads
+    the same entry (the packets its copy received) while the layer runs; the
     layer's region is cleared once it has run. Layer l's region: its inputs, padded to a
     multiple of 4 entries (kernels._read_quads reads four at once). Partial sums need no
     entry: they go straight to their home neurons (_partial_segments)."""
