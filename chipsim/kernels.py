@@ -158,9 +158,10 @@ def _read_quads(acc, s0, nn, a0, a1, q0, aligned, axon_entry, ev32, e0, host_eve
                 n_sop += ((pk & 0xFF) * axon_nnz[a] + ((pk >> 8) & 0xFF) * axon_nnz[a + 1]
                           + ((pk >> 16) & 0xFF) * axon_nnz[a + 2] + (pk >> 24) * axon_nnz[a + 3])
             else:
+                n_here = min(4, a1 - a)
                 u0, u1, u2, u3, pk = _gather_quad(ev32, t0 // 4, axon_entry, axon_gain, a,
-                                                  min(4, a1 - a), e0, host_events)
-                for k in range(min(4, a1 - a)):
+                                                  n_here, e0, host_events)
+                for k in range(n_here):
                     n_sop += ((pk >> (8 * k)) & 0xFF) * axon_nnz[a + k]
             n_pk += ((pk * 0x01010101) >> 24) & 0xFF    # the sum of the four bytes
             # list it branch-free: a silent quad is overwritten by the next
@@ -226,18 +227,10 @@ def _dot_quads(acc, t0, s0, nn, q0, xquad, quad_ids, quad_in, n):
             x = q0 + (quad_ids[i] * nn + b) * 4
             w0, w1, w2, w3 = (simd.load_bytes(xquad, x), simd.load_bytes(xquad, x + 64),
                               simd.load_bytes(xquad, x + 128), simd.load_bytes(xquad, x + 192))
-            u = quad_in[i, 0]
-            s00, s01 = simd.dot4(s00, u, w0), simd.dot4(s01, u, w1)
-            s02, s03 = simd.dot4(s02, u, w2), simd.dot4(s03, u, w3)
-            u = quad_in[i, 1]
-            s10, s11 = simd.dot4(s10, u, w0), simd.dot4(s11, u, w1)
-            s12, s13 = simd.dot4(s12, u, w2), simd.dot4(s13, u, w3)
-            u = quad_in[i, 2]
-            s20, s21 = simd.dot4(s20, u, w0), simd.dot4(s21, u, w1)
-            s22, s23 = simd.dot4(s22, u, w2), simd.dot4(s23, u, w3)
-            u = quad_in[i, 3]
-            s30, s31 = simd.dot4(s30, u, w0), simd.dot4(s31, u, w1)
-            s32, s33 = simd.dot4(s32, u, w2), simd.dot4(s33, u, w3)
+            s00, s01, s02, s03 = _dot64(s00, s01, s02, s03, quad_in[i, 0], w0, w1, w2, w3)
+            s10, s11, s12, s13 = _dot64(s10, s11, s12, s13, quad_in[i, 1], w0, w1, w2, w3)
+            s20, s21, s22, s23 = _dot64(s20, s21, s22, s23, quad_in[i, 2], w0, w1, w2, w3)
+            s30, s31, s32, s33 = _dot64(s30, s31, s32, s33, quad_in[i, 3], w0, w1, w2, w3)
         _add4(acc, t0, s0 + b, s00, s01, s02, s03)
         _add4(acc, t0 + 1, s0 + b, s10, s11, s12, s13)
         _add4(acc, t0 + 2, s0 + b, s20, s21, s22, s23)
@@ -254,6 +247,13 @@ def _dot_quads(acc, t0, s0, nn, q0, xquad, quad_ids, quad_in, n):
         _add1(acc, t0 + 2, s0 + b, s2k)
         _add1(acc, t0 + 3, s0 + b, s3k)
         b += simd.LANES
+
+
+@njit(cache=True, nogil=True, _nrt=False, inline="always")
+def _dot64(v0, v1, v2, v3, u, w0, w1, w2, w3):
+    """One step's sums over 64 columns: each 16-column vector v_k gets the dot products of
+    the four input bytes u with the weights w_k."""
+    return simd.dot4(v0, u, w0), simd.dot4(v1, u, w1), simd.dot4(v2, u, w2), simd.dot4(v3, u, w3)
 
 
 @njit(cache=True, nogil=True, _nrt=False, inline="always")

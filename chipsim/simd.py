@@ -27,32 +27,19 @@ _VEC = ir.VectorType(_I32, LANES)
 _BYTES = ir.VectorType(_I8, 4 * LANES)
 
 
-class Int32x16(types.Type):
-    def __init__(self) -> None:
-        super().__init__(name="int32x16")
+class _Vector(types.Type):
+    """A Numba type whose values are one LLVM vector, kept in a register (_LLVM_TYPES)."""
 
 
-int32x16 = Int32x16()
-
-
-@register_model(Int32x16)
-class _Int32x16Model(models.PrimitiveModel):
+@register_model(_Vector)
+class _VectorModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type) -> None:
-        super().__init__(dmm, fe_type, _VEC)
+        super().__init__(dmm, fe_type, _LLVM_TYPES[fe_type.name])
 
 
-class Int8x64(types.Type):
-    def __init__(self) -> None:
-        super().__init__(name="int8x64")
-
-
-int8x64 = Int8x64()
-
-
-@register_model(Int8x64)
-class _Int8x64Model(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type) -> None:
-        super().__init__(dmm, fe_type, _BYTES)
+_LLVM_TYPES = {"int32x16": _VEC, "int8x64": _BYTES}
+int32x16 = _Vector(name="int32x16")     # 16 int32 lanes: sums
+int8x64 = _Vector(name="int8x64")       # 64 int8 lanes: a quad's weights to 16 columns
 
 
 def has_vnni(context) -> bool:
