@@ -1,7 +1,7 @@
 """A chip image loaded into the flat arrays the simulator works on.
 
 Per core: its neurons (layer and index), its axons, and its crossbar expanded from the layer
-kernel (``spikemesh.chipimage.expand_crossbar``) as contiguous rows, one per axon. Per source
+kernel (``artifacts.chipimage.expand_crossbar``) as contiguous rows, one per axon. Per source
 (input index, neuron, partial-sum neuron): its route, i.e. the cores its packet reaches, and in
 each of those cores the axon it lands on.
 """
@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from spikemesh.chipimage import ROLE_HOME, ROLE_PARTIAL, check_image_format, expand_crossbar, read_chip_image
+from artifacts import intmath
+from artifacts.chipimage import ROLE_HOME, ROLE_PARTIAL, check_image_format, expand_crossbar, read_chip_image
 
 
 @dataclass
@@ -75,10 +76,6 @@ class Machine:
         return self.route_dst[self.route_dst_ptr[route]:self.route_dst_ptr[route + 1]]
 
 
-def _units(lm: dict, codes: np.ndarray) -> np.ndarray:
-    return 2 * codes.astype(np.int64) - ((1 << lm["weight_bits"]) - 1)
-
-
 def _weight_dtype(units: np.ndarray) -> type:
     """int8 for weights of up to 7 bits, int16 up to 15 (the chip stores at most 8): a VGG5
     machine's crossbars take 83 MB as int8 instead of 662 MB as int64."""
@@ -119,7 +116,8 @@ def machine_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray],
             weight_bits=lm["weight_bits"], weight_shift=lm["weight_shift"],
             threshold=lm["threshold"], leak_shift=lm["leak_shift"],
             leak_multiplier=lm["leak_multiplier"], reset=lm["reset"],
-            units=_units(lm, arrays[f"layer{i}.codes"]), gain=arrays.get(f"layer{i}.gain"),
+            units=intmath.weight_units(arrays[f"layer{i}.codes"], lm["weight_bits"]),
+            gain=arrays.get(f"layer{i}.gain"),
             bias=None if f"layer{i}.bias" not in arrays else arrays[f"layer{i}.bias"].reshape(-1),
             route=arrays[f"layer{i}.route"]))
     nptr, nflat = arrays["core.neuron_ptr"], arrays["core.neurons"]

@@ -30,12 +30,23 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from numba import njit
 
-from spikemesh.errors import UserError
+from artifacts.errors import UserError
+from artifacts.mesh import (
+    EAST,
+    HOST_ROUTER_PORT,
+    LOCAL,
+    MAX_ROUTES,
+    MAX_WAVE_CYCLES,
+    NORTH,
+    PORT_MASK_SHIFT,
+    READY_SHIFT,
+    SOUTH,
+    STEP,
+    WEST,
+)
+from chipsim.jit import njit
 
-EAST, WEST, SOUTH, NORTH, LOCAL = 0, 1, 2, 3, 4
-HOST_ROUTER_PORT = WEST
 _NEVER = np.int64(1) << 62
 
 
@@ -47,7 +58,7 @@ def mesh_links(gx: int, gy: int, cx: int, cy: int, hop: int, chip_hop: int
     lat = np.zeros(gx * gy * 4, dtype=np.int64)
     for r in range(gx * gy):
         x, y = r % gx, r // gx
-        for port, (dx, dy) in enumerate(((1, 0), (-1, 0), (0, 1), (0, -1))):
+        for port, (dx, dy) in STEP.items():
             nx, ny = x + dx, y + dy
             if 0 <= nx < gx and 0 <= ny < gy:
                 nb[r * 4 + port] = ny * gx + nx
@@ -59,11 +70,10 @@ def mesh_links(gx: int, gy: int, cx: int, cy: int, hop: int, chip_hop: int
 # columns of the state arrays (see new_state)
 HEAD, TAIL, COUNT = 0, 1, 2             # port[router, port, :]; COUNT as credits see it
 BUSY, LAST_VISIT, SLEEP_STALLS, NONEMPTY, BLOCKED = 0, 1, 2, 3, 4   # router[router, :]
-# a buffered packet is one int64: route id in bits 0-23, the outputs it still has to take
-# here in bits 24-28, the cycle it may leave from bit 32
-MASK_SHIFT, READY_SHIFT = 24, 32
-MAX_ROUTES = 1 << MASK_SHIFT
-MAX_CYCLES = 1 << 30     # per wave; far beyond any real wave, within the packed cycle field
+# a buffered packet is one int64 packed as artifacts.mesh defines (route id, outputs still
+# to take here, the cycle it may leave); the compiler's rules keep every field in range
+MASK_SHIFT = PORT_MASK_SHIFT
+MAX_CYCLES = MAX_WAVE_CYCLES     # per wave; far beyond any real wave, within the cycle field
 # index of the lowest set bit of a 5-bit mask: the switch walks set bits instead of testing
 # all five ports and outputs (data-dependent branches were much of a visit's cost)
 _LOWEST_BIT = np.array([0] + [(m & -m).bit_length() - 1 for m in range(1, 32)], dtype=np.int64)
@@ -85,7 +95,7 @@ def new_state(n_routers: int, depth: int, max_latency: int) -> tuple[np.ndarray,
             np.full((n_routers, wheel), -1, np.int64), np.zeros(n_routers * 5 + 1, np.int64))
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _reset(port, router, wheel, queued, pops):
     port[:] = 0
     router[:] = 0
@@ -94,7 +104,7 @@ def _reset(port, router, wheel, queued, pops):
     pops[0] = 0
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(nogil=True, inline="always")
 def _wake(wheel, queued, r, t):
     """Queue router ``r`` for a visit in cycle ``t`` (once, however often it is asked)."""
     s = t & (wheel.shape[0] - 1)
@@ -104,7 +114,7 @@ def _wake(wheel, queued, r, t):
         wheel[s, wheel[s, 0]] = r
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(nogil=True, inline="always")
 def _push(fifo, port, router, wheel, queued, peak, r, p, route, mask, ready):
     """Append a packet to input ``p`` of router ``r``; it may move on from cycle ``ready``."""
     slot = port[r, p, TAIL]
@@ -119,7 +129,7 @@ def _push(fifo, port, router, wheel, queued, peak, r, p, route, mask, ready):
         peak[r] = router[r, BUSY]
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(nogil=True, inline="always")
 def _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat, table,
            link_flits, peak, stalls):
     """One cycle of router ``r``'s switch; returns the packets delivered to its core."""
@@ -191,7 +201,7 @@ def _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat, table,
     return delivered
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(nogil=True, inline="always")
 def _switch(fifo, port, router, wheel, queued, pops, c, scan_all, bw, nb, lat, table,
             link_flits, peak, stalls):
     """Cycle ``c`` of every router that can act; returns the packets delivered to cores. The
@@ -211,7 +221,7 @@ def _switch(fifo, port, router, wheel, queued, pops, c, scan_all, bw, nb, lat, t
     return delivered
 
 
-@njit(cache=True, nogil=True, inline="always")
+@njit(nogil=True, inline="always")
 def _credit(port, router, wheel, queued, pops, c, nb):
     """End of cycle ``c``: the slots freed this cycle become free upstream from ``c + 1``."""
     for i in range(1, pops[0] + 1):
@@ -227,7 +237,7 @@ def _credit(port, router, wheel, queued, pops, c, nb):
     pops[0] = 0
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(nogil=True, _nrt=False)
 def _run_uniform(bw, nb, lat, table, rate, n_cycles, seed, queue, q_head, q_tail, fifo, port,
                  router, wheel, queued, pops, link_flits, peak, stalls, scan_all):
     """``queue[s]`` holds source s's route ids waiting to inject, from q_head[s] to q_tail[s]."""
@@ -294,7 +304,7 @@ def unicast_table(gx: int, gy: int) -> np.ndarray:
     return table
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def run_wave(bw, nb, lat, table, routes, counts, src_router, from_host, n_dst, fifo, port, router,
              wheel, queued, pops, link_flits, peak, stalls, max_cycles, scan_all=False):
     """Inject ``counts[i]`` packets of each route ``routes[i]`` and run until all are delivered.
@@ -327,7 +337,7 @@ def run_wave(bw, nb, lat, table, routes, counts, src_router, from_host, n_dst, f
                   np.full(len(sources), -1, np.int64))
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(nogil=True, _nrt=False)
 def _drain(routes, order, remaining, next_k, end_k, src_r, src_p, src_at, expected, bw, nb, lat,
            table, fifo, port, router, wheel, queued, pops, link_flits, peak, stalls, max_cycles,
            scan_all, now, nxt, listed):

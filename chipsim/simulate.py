@@ -1,99 +1,64 @@
-"""Run images through a loaded chip: the thin wrapper around the Numba kernels."""
+"""Simulate a dataset on a chip image: the functional chip (chipsim.chip) for the arithmetic,
+the NoC model (chipsim.noc) for cycles, batch by batch, then the records (chipsim.report)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-import numba
 import numpy as np
+from tqdm import tqdm
 
-from chipsim import kernels
-from chipsim.flat import Flat, flatten
+from chipsim.chip import Chip
 from chipsim.machine import Machine
-from spikemesh.chipimage import ROLE_PARTIAL
-from spikemesh.hostinput import encode_step, host_currents
+from chipsim.noc import Noc
+from chipsim.report import Totals, report
 
 
-@dataclass
-class SimResult:
-    logits: np.ndarray                 # int64 (N, classes): output accumulators
-    predictions: np.ndarray            # int64 (N,)
-    spikes_out: np.ndarray             # int64 (C,): summed over images
-    sops: np.ndarray                   # int64 (C,)
-    packets_in: np.ndarray             # int64 (C,)
-    packets_out: np.ndarray            # int64 (C,)
-    route_packets: np.ndarray          # int64 (T, R): packets per route per step, summed
-    spikes: dict[str, np.ndarray] | None = None   # per layer (N, T, neurons) uint8 if recorded
-    n: int = 0
-    per_image_sops: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    per_image_route_packets: np.ndarray | None = None  # int64 (N, T, R)
+def simulate_dataset(machine: Machine, images: np.ndarray, labels: np.ndarray, *,
+                     arrays: dict[str, np.ndarray], batch_size: int = 32, noc: bool = True,
+                     seed: int = 0, progress: bool = True, threads: int = 2,
+                     on_batch=None, chip: Chip | None = None) -> dict[str, Any]:
+    """Run every image; ``on_batch(images, result, rng_state)`` lets a caller cross-check.
+    ``chip``: the machine already flattened, to reuse across calls."""
+    chip = chip if chip is not None else Chip(machine)
+    net = Noc(machine.meta, arrays, chip.wave_of_route()) if noc else None
+    stats = net.new_stats() if net else None
+    totals = Totals()
+    rng = np.random.default_rng(seed)
+    t_start = time.perf_counter()
+    bar = tqdm(total=len(labels), unit="img", desc="simulate", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True, leave=False)
+    pool = ThreadPoolExecutor(max_workers=threads) if net else None
+    for i in range(0, len(labels), batch_size):
+        batch = images[i:i + batch_size]
+        state = rng.bit_generator.state
+        res = chip.run(batch, rng=rng, record=on_batch is not None)
+        if on_batch is not None:
+            on_batch(batch, res, state)
+        totals.add(res, labels[i:i + batch_size])
+        if net:
+            # each (image, step) is an independent NoC run with its own statistics
+            counts = [res.per_image_route_packets[b, t]
+                      for b in range(res.n) for t in range(machine.timesteps)]
+            for cyc, local in pool.map(lambda c: _noc_step(net, c), counts):
+                totals.step_cycles.append(cyc)
+                stats["link_flits"] += local["link_flits"]
+                stats["stalls"] += local["stalls"]
+                np.maximum(stats["peak"], local["peak"], out=stats["peak"])
+        bar.update(res.n)
+        elapsed = time.perf_counter() - t_start
+        bar.set_postfix(acc=f"{100 * totals.correct / totals.n:.1f}%",
+                        sop_s=f"{totals.sops.sum() / elapsed / 1e6:.0f}M")
+    bar.close()
+    if pool:
+        pool.shutdown()
+    elapsed = time.perf_counter() - t_start
+    return report(machine, arrays, totals, stats, elapsed)
 
 
-class Chip:
-    """A chip image ready to run. Build once, call ``run`` on batches of images."""
-
-    def __init__(self, machine: Machine, quads: bool | None = None) -> None:
-        """``quads``: see flat.flatten (default: VNNI quads where the CPU has VNNI)."""
-        self.machine = machine
-        self.flat: Flat = flatten(machine, quads)
-        bits = machine.membrane_bits
-        self.mem_lo, self.mem_hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-        self.n_routes = len(machine.route_src)
-
-    def input_events(self, images: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-        """(B, T, n_in) int64 host events for uint8 images (B, C, H, W)."""
-        m = self.machine
-        b, T = images.shape[0], m.timesteps
-        if m.encoding == "direct" and m.input_path == "host":
-            l0 = m.layers[0]
-            cur = host_currents(images, l0.units, l0.weight_shift, m.meta["model"]["mean"],
-                                m.meta["model"]["std"]).reshape(b, -1)
-            return np.repeat(cur[:, None, :], T, axis=1)
-        steps = [encode_step(images, m.encoding, t, T, rng).reshape(b, -1) for t in range(T)]
-        return np.ascontiguousarray(np.stack(steps, axis=1))
-
-    def run(self, images: np.ndarray, *, rng: np.random.Generator | None = None,
-            record: bool = False) -> SimResult:
-        f, m = self.flat, self.machine
-        events = self.input_events(images, rng)
-        if not f.host_currents and events.size and not 0 <= events.min() <= events.max() <= 255:
-            # kernels.run_image keeps a step's events of one axon in a byte
-            raise ValueError("host events must lie in 0..255")
-        b, T = events.shape[0], events.shape[1]
-        n_cores = len(f.core_role)
-        out = np.zeros((b, m.num_classes), dtype=np.int64)
-        n_rec = int(f.layer_nbase[-1])
-        rec = np.zeros((b, T, n_rec) if record else (b, 0, 0), dtype=np.uint8)
-        spikes_out = np.zeros((b, n_cores), dtype=np.int64)
-        sops = np.zeros((b, n_cores), dtype=np.int64)
-        pk_in = np.zeros((b, n_cores), dtype=np.int64)
-        pk_out = np.zeros((b, n_cores), dtype=np.int64)
-        route_pk = np.zeros((b, T, self.n_routes), dtype=np.int64)
-        kernels.run_batch(events, f.core_role, f.nbase, f.abase, f.xbase, f.core_shift,
-                          f.layer_core_ptr, f.threshold, f.leak_shift, f.leak_mult, f.soft_reset,
-                          f.is_output, f.layer_nbase, f.slot_neuron, f.slot_bias,
-                          f.out_slot_class, f.axon_gain, f.axon_nnz, f.xbar, f.rbase, f.row_pattern,
-                          f.run_ptr, f.run_lo, f.run_hi, f.axon_entry,
-                          f.slot_entry, f.input_entry, f.region_ptr, f.in_route, f.slot_route,
-                          f.psum_ptr, f.psum_seg, f.host_currents, self.mem_lo, self.mem_hi,
-                          f.qbase, f.qaligned, f.xquad,
-                          np.zeros(0, self.flat.acc_dtype), out, rec,
-                          spikes_out, sops, pk_in, pk_out, route_pk,
-                          max(1, min(b, numba.get_num_threads())))
-        spikes = None
-        if record:
-            spikes = {}
-            for li, lay in enumerate(m.layers):
-                if lay.kind != "out":
-                    spikes[lay.name] = rec[:, :, f.layer_nbase[li]:f.layer_nbase[li + 1]]
-        return SimResult(out, out.argmax(axis=1), spikes_out.sum(0), sops.sum(0), pk_in.sum(0),
-                         pk_out.sum(0), route_pk.sum(0), spikes, b, sops.sum(1), route_pk)
-
-    def wave_of_route(self) -> np.ndarray:
-        """The wave each route's packets travel in: 0 host input, then per layer l its partial
-        sums (1 + 2l) and its spikes (2 + 2l)."""
-        src = self.machine.route_src.astype(np.int64)
-        core = np.maximum(src, 0)
-        layer = self.flat.core_layer[core]
-        partial = self.flat.core_role[core] == ROLE_PARTIAL
-        return np.where(src < 0, 0, 1 + 2 * layer + np.where(partial, 0, 1))
+def _noc_step(net: Noc, route_counts: np.ndarray) -> tuple[int, dict[str, np.ndarray]]:
+    local = net.new_stats()
+    return net.run_step(route_counts, local), local

@@ -1,5 +1,10 @@
-"""The compiler as a composition of passes: quantize -> partition -> connect -> place -> route
--> check -> emit. Each pass is a function of its own module, testable alone."""
+"""The compiler as a composition of passes, in the order they run:
+
+    read (compiler.checkpoint) -> rules "network" -> quantize (integer_model) -> partition
+    -> rules "cores" -> connect -> rules "routes" -> place -> route -> emit (image)
+
+Each pass is a function of its own module, testable alone; every refusal comes from
+compiler.rules."""
 
 from __future__ import annotations
 
@@ -11,18 +16,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from artifacts import __version__
+from artifacts.chipimage import write_chip_image
+from artifacts.errors import UserError
+from compiler.checkpoint import float_layers, read_checkpoint, trained_bits
 from compiler.connect import connect, core_edges
-from compiler.from_checkpoint import integer_model_from_checkpoint
 from compiler.image import build_image
-from compiler.integer_model import IntegerModel
+from compiler.integer_model import IntegerModel, build_integer_model
 from compiler.partition import chips_needed, partition
 from compiler.place import Grid, place
 from compiler.route import route_all
-from compiler.rules import Design, check
+from compiler.rules import Design, Network, check
 from compiler.spec import ChipSpec
-from spikemesh import __version__
-from spikemesh.chipimage import write_chip_image
-from spikemesh.errors import UserError
 
 
 def parse_chips(text: str) -> tuple[int, int] | None:
@@ -73,10 +78,11 @@ def compile_model(model: IntegerModel, spec: ChipSpec, *, chips: tuple[int, int]
     else:
         cx, cy = chips
     spec = spec.with_board(cx, cy)
-    check(Design(model, cores, spec))   # capacity and per-core limits before the costly passes
+    check("cores", Design(model, cores, spec))   # per-core and board limits before the costly passes
     t = time.perf_counter()
     routes = connect(model, cores, seed=seed)
     times["connect"] = time.perf_counter() - t
+    check("routes", Design(model, cores, spec, n_routes=len(routes.src_core)))
     t = time.perf_counter()
     placement = place(len(cores), core_edges(routes, cores), spec, seed=seed)
     times["place"] = time.perf_counter() - t
@@ -86,19 +92,34 @@ def compile_model(model: IntegerModel, spec: ChipSpec, *, chips: tuple[int, int]
     return spec, cores, plans, routes, placement, tables, times
 
 
+def quantize_checkpoint(pt_path: str | Path, spec: ChipSpec, weight_bits: int | None = None
+                        ) -> tuple[IntegerModel, dict[str, Any]]:
+    """Read a trained .pt (compiler.checkpoint), run the network rules, quantize. Returns the
+    integer model and the checkpoint's dataset record."""
+    ckpt = read_checkpoint(pt_path)
+    bits = weight_bits if weight_bits is not None else trained_bits(ckpt)
+    if bits is None:
+        raise UserError(f"{pt_path} was trained in float; pass --weight-bits K to quantize it for the chip")
+    net = ckpt.network
+    layers = float_layers(ckpt)
+    check("network", Network(layers, net.encoding, bits, net.std, spec))
+    names = ckpt.dataset.get("class_names", ())
+    names = tuple(str(n) for n in names) if isinstance(names, list | tuple) else ()
+    model = build_integer_model(layers, timesteps=net.timesteps, encoding=net.encoding,
+                                weight_bits=bits, mean=net.mean, std=net.std,
+                                reset=net.layers[0].reset, arith=spec.arithmetic,
+                                num_classes=net.num_classes, class_names=names)
+    return model, {"dataset": ckpt.dataset, "norm": (net.mean, net.std)}
+
+
 def compile_checkpoint(pt_path: str | Path, spec: ChipSpec, out: str | Path, *,
                        chips: tuple[int, int] | None = None, weight_bits: int | None = None,
                        seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Compile a trained .pt into a chip image at ``out``; return a summary."""
-    from training.checkpoint import read_payload
-    from training.models import ModelConfig
-
     t0 = time.perf_counter()
-    model = integer_model_from_checkpoint(pt_path, spec, weight_bits)
+    model, info = quantize_checkpoint(pt_path, spec, weight_bits)
     t_quant = time.perf_counter() - t0
-    payload = read_payload(pt_path)
-    cfg = ModelConfig.from_dict(payload["model_config"])
-    dataset = payload.get("dataset", {})
+    dataset = info["dataset"]
     spec, cores, plans, routes, placement, tables, times = compile_model(model, spec, chips=chips,
                                                                         seed=seed, log=log)
     times = {"quantize": t_quant, **times}
@@ -109,7 +130,7 @@ def compile_checkpoint(pt_path: str | Path, spec: ChipSpec, out: str | Path, *,
                   "cores": p.cores} for p in plans]
     t = time.perf_counter()
     meta, arrays = build_image(model, spec, cores, routes, placement, tables, provenance=provenance,
-                               norm=(cfg.mean, cfg.std), extra={"plans": plan_meta})
+                               norm=info["norm"], extra={"plans": plan_meta})
     size = write_chip_image(out, meta, arrays)
     times["emit"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0

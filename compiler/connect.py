@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from artifacts.chipimage import merged_sources
 from compiler.integer_model import IntegerModel
 from compiler.partition import CoreProgram, holders
-from spikemesh.chipimage import merged_sources
 
 HOST = -1   # the host's input port, a pseudo-core
 
@@ -40,31 +40,63 @@ def _sources_of_axons(model: IntegerModel, layer: int, axons: np.ndarray) -> np.
 def _group_routes(src: np.ndarray, dst: np.ndarray, src_core: np.ndarray, n_src: int,
                   routes: list, seed_keys: np.ndarray) -> np.ndarray:
     """Assign each source (0..n_src-1) a route id, given (src, dst core) pairs and each source's
-    core. Appends new routes to ``routes``; returns int32 route id per source (-1 if none)."""
+    core: sources of one core with exactly the same set of destination cores share a route.
+    Appends new routes to ``routes``; returns int32 route id per source (-1 if none).
+
+    Candidate groups come from a signature (the wrapping sum of random 64-bit keys of the
+    destinations), which is fast but could in principle give two different sets one
+    signature; every member's set is then compared with its group's first, element by element,
+    and any disagreement falls back to grouping by the sets themselves. The grouping is exact.
+    """
     route_of = np.full(n_src, -1, dtype=np.int32)
     if len(src) == 0:
         return route_of
     pairs = np.unique(np.stack([src, dst], 1), axis=0)
     s, d = pairs[:, 0], pairs[:, 1]
-    # signature of each source's destination set: sum of random 64-bit keys (wrapping)
     sig = np.zeros(n_src, dtype=np.uint64)
     np.add.at(sig, s, seed_keys[d])
-    has = np.zeros(n_src, dtype=bool)
-    has[s] = True
-    srcs = np.nonzero(has)[0]
+    srcs = np.unique(s)                                   # sources with destinations, sorted
+    start = np.searchsorted(s, srcs)
+    size = np.searchsorted(s, srcs, side="right") - start
     key = np.stack([src_core[srcs].astype(np.uint64), sig[srcs]], 1)
-    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    _, inv = np.unique(key, axis=0, return_inverse=True)
     inv = inv.ravel()
-    first = np.full(len(uniq), -1, dtype=np.int64)
-    first[inv[::-1]] = srcs[::-1]           # one representative source per route
-    counts = np.bincount(inv, minlength=len(uniq))
-    starts = np.searchsorted(s, first)
-    ends = np.searchsorted(s, first, side="right")
+    if not _groups_are_exact(inv, start, size, d):
+        inv = _exact_groups(srcs, start, size, d, src_core)
+    n_groups = int(inv.max()) + 1
+    first = np.full(n_groups, -1, dtype=np.int64)
+    first[inv[::-1]] = np.arange(len(srcs))[::-1]         # one representative source per route
+    counts = np.bincount(inv, minlength=n_groups)
     base = len(routes)
-    for r in range(len(uniq)):
-        routes.append((int(src_core[first[r]]), d[starts[r]:ends[r]].astype(np.int32), int(counts[r])))
+    for r in range(n_groups):
+        k = first[r]
+        routes.append((int(src_core[srcs[k]]), d[start[k]:start[k] + size[k]].astype(np.int32),
+                       int(counts[r])))
     route_of[srcs] = base + inv
     return route_of
+
+
+def _groups_are_exact(inv: np.ndarray, start: np.ndarray, size: np.ndarray, d: np.ndarray) -> bool:
+    """Whether every source's destination list equals its group's first member's."""
+    first = np.full(int(inv.max()) + 1, -1, dtype=np.int64)
+    first[inv[::-1]] = np.arange(len(inv))[::-1]
+    rep = first[inv]
+    if not np.array_equal(size, size[rep]):
+        return False
+    owner = np.repeat(np.arange(len(inv)), size)          # per pair: its source (in srcs order)
+    offset = np.arange(len(owner)) - np.repeat(start, size)
+    return bool(np.array_equal(d[start[owner] + offset], d[start[rep[owner]] + offset]))
+
+
+def _exact_groups(srcs: np.ndarray, start: np.ndarray, size: np.ndarray, d: np.ndarray,
+                  src_core: np.ndarray) -> np.ndarray:
+    """Group ids by (source core, destination set) itself: the slow, obviously exact way."""
+    ids: dict[tuple[int, bytes], int] = {}
+    inv = np.empty(len(srcs), dtype=np.int64)
+    for k in range(len(srcs)):
+        key = (int(src_core[srcs[k]]), d[start[k]:start[k] + size[k]].tobytes())
+        inv[k] = ids.setdefault(key, len(ids))
+    return inv
 
 
 def connect(model: IntegerModel, cores: list[CoreProgram], seed: int = 0) -> Routes:

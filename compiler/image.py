@@ -1,4 +1,4 @@
-"""emit / load: the compiled design as a chip image (see spikemesh.chipimage for the container).
+"""emit / load: the compiled design as a chip image (see artifacts.chipimage for the container).
 
 Synapses are stored once per layer (the integer weight codes) plus, per core, the sorted lists
 of its neurons and axons; a core's crossbar row for axon a is the layer kernel restricted to the
@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from artifacts.chipimage import IMAGE_FORMAT, IMAGE_VERSION, ROLES
 from compiler.connect import Routes
 from compiler.integer_model import IntegerModel, IntLayer, Leak
 from compiler.partition import CoreProgram
 from compiler.place import Placement
 from compiler.route import RoutingTables
 from compiler.spec import ChipSpec
-from spikemesh.chipimage import IMAGE_FORMAT, IMAGE_VERSION, ROLES
 
 
 def _ptr(chunks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from compiler.route import PORT_NAMES, link_endpoints
-from spikemesh.chipimage import ROLES
+from artifacts.chipimage import ROLES
+from artifacts.mesh import PORT_NAMES, link_endpoints
 
 LAYER_CHARS = string.ascii_uppercase
 

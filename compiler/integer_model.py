@@ -1,5 +1,6 @@
-"""The integer model: the exact arithmetic the chip performs. One home for every width, shift
-and rounding; the chip simulator must reproduce it bit for bit.
+"""The integer model: a trained float network quantized into the exact arithmetic the chip
+performs. The arithmetic itself (widths, shifts, rounding, leak, saturation, reset) has one
+home, ``artifacts.intmath``, which the chip simulator and both references share.
 
 Units. A layer with per-layer scale alpha and k-bit weights stores codes c in 0..2^k-1 and uses
 integer weights w = (2c - (2^k - 1)) << f. One membrane unit is worth alpha / (n * D * 2^f) in
@@ -32,11 +33,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from artifacts import intmath
+from artifacts.intmath import PHASE_DENOM, POOL_DENOM
 from compiler.spec import ArithmeticSpec
-from spikemesh.errors import UserError
-
-POOL_DENOM = 4
-PHASE_DENOM = 256
 
 
 @dataclass(frozen=True)
@@ -48,17 +47,10 @@ class Leak:
 
     @staticmethod
     def from_float(leak: float, frac_bits: int) -> Leak:
-        if leak == 0:
-            return Leak(0, 0)
-        m = -math.log2(leak)
-        if abs(m - round(m)) < 1e-12 and round(m) >= 0:
-            return Leak(int(round(m)))
-        return Leak(frac_bits, int(round(leak * (1 << frac_bits))))
+        return Leak(*intmath.leak_code(leak, frac_bits))
 
     def apply(self, u: np.ndarray) -> np.ndarray:
-        if self.multiplier == 1:
-            return u >> self.shift
-        return (u * self.multiplier) >> self.shift
+        return intmath.leak(u, self.shift, self.multiplier)
 
     @property
     def value(self) -> float:
@@ -88,7 +80,7 @@ class IntLayer:
     @property
     def units(self) -> np.ndarray:
         """Unshifted integer weights 2c - (2^k - 1) (int64), before shift and pixel gain."""
-        return 2 * self.codes.astype(np.int64) - ((1 << self.weight_bits) - 1)
+        return intmath.weight_units(self.codes, self.weight_bits)
 
     @property
     def weights(self) -> np.ndarray:
@@ -111,26 +103,32 @@ class IntegerModel:
 
     @property
     def membrane_limits(self) -> tuple[int, int]:
-        return -(1 << (self.membrane_bits - 1)), (1 << (self.membrane_bits - 1)) - 1
+        return intmath.membrane_limits(self.membrane_bits)
+
+    def max_axon_event(self, index: int) -> int:
+        """The largest value one input of layer ``index`` carries in one step (before gain)."""
+        return intmath.max_axon_event(index, self.encoding, self.layers[index].pooled_input)
 
 
 def _codes(w: np.ndarray, bits: int) -> tuple[np.ndarray, float]:
     """Eq. 13 codes of a float weight (same half-up rounding as training.quant)."""
     alpha = max(float(np.abs(w).max()), 1e-12)
-    n = (1 << bits) - 1
+    n = intmath.largest_weight_unit(bits)
     x = np.clip(w.astype(np.float64) / alpha, -1.0, 1.0)
     return np.floor(n * (x + 1.0) / 2.0 + 0.5).astype(np.uint8), alpha
 
 
-def _shift_for(theta_units: float, threshold_bits: int, what: str) -> int:
-    """Largest f >= 0 with round(theta_units * 2^f) < 2^(threshold_bits - 1)."""
-    if theta_units <= 0:
-        raise UserError(f"rule threshold-positive: {what} has threshold {theta_units}; it must be > 0")
+def input_denominator(index: int, encoding: str, pooled_input: bool) -> int:
+    """D of layer ``index``: POOL_DENOM after a pool, PHASE_DENOM for phase-coded pixels, else 1."""
+    if index == 0 and encoding == "phase":
+        return PHASE_DENOM
+    return POOL_DENOM if pooled_input else 1
+
+
+def threshold_shift(theta_units: float, threshold_bits: int) -> int:
+    """Largest f >= 0 with round(theta_units * 2^f) < 2^(threshold_bits - 1): the threshold
+    uses the upper half of its register, so the weights get as many fraction bits as it allows."""
     top = 1 << (threshold_bits - 1)
-    if round(theta_units) >= (1 << threshold_bits):
-        raise UserError(f"rule threshold-bits: {what} needs threshold {round(theta_units)}, the "
-                        f"{threshold_bits}-bit register holds {(1 << threshold_bits) - 1}; "
-                        "raise arithmetic.threshold_bits or lower the layer's threshold")
     f = 0
     while round(theta_units * (1 << (f + 1))) < top:
         f += 1
@@ -144,65 +142,51 @@ def build_integer_model(layers_float: list[dict], *, timesteps: int, encoding: s
     """Quantize a float network description into the integer model.
 
     ``layers_float``: per layer {"name", "kind", "weight" (float ndarray), "theta", "leak",
-    "pooled_input", "in_shape", "out_shape"}, in network order, the output layer last.
+    "pooled_input", "in_shape", "out_shape"} and optionally "reset" (else ``reset``), in network
+    order, the output layer last. The network rules (compiler.rules, stage "network") must have
+    passed: this function assumes representable thresholds, leaks and bit widths.
     """
-    if weight_bits > arith.max_weight_bits:
-        raise UserError(f"rule weight-bits: the model uses {weight_bits}-bit weights, the chip "
-                        f"stores at most {arith.max_weight_bits}; retrain with --weight-bits "
-                        f"{arith.max_weight_bits} or a chip spec with wider synapses")
-    n = (1 << weight_bits) - 1
+    if not 1 <= weight_bits <= arith.max_weight_bits:
+        raise ValueError(f"weight_bits {weight_bits} outside 1..{arith.max_weight_bits}: run the "
+                         "network rules first")
+    n = intmath.largest_weight_unit(weight_bits)
     out: list[IntLayer] = []
     for i, lf in enumerate(layers_float):
         codes, alpha = _codes(lf["weight"], weight_bits)
         first = i == 0
-        denom = POOL_DENOM if lf["pooled_input"] else 1
+        denom = input_denominator(i, encoding, lf["pooled_input"])
         gain = bias = None
-        if first and encoding == "phase":
-            denom = PHASE_DENOM
         is_out = lf["kind"] == "out"
         # Output layer: no threshold; give it the same units as if theta were 1.
         theta = 1.0 if is_out else float(lf["theta"])
+        if not (theta > 0 and math.isfinite(theta)):
+            raise ValueError(f"layer {lf['name']}: threshold {theta}: run the network rules first")
         units = n * denom / alpha                        # membrane units per float unit
-        f = _shift_for(theta * units, arith.threshold_bits, lf["name"])
+        f = threshold_shift(theta * units, arith.threshold_bits)
         scale = 1.0 / (units * (1 << f))
         theta_int = int(round(theta * units * (1 << f)))
         if first and encoding == "direct" and arith.input_path == "graded":
             # Events carry p in 0..255. Fold 1/(255 std_c) into a per-channel integer gain and
             # the mean into a per-neuron bias; their precision is bounded by the same shift f
             # that the threshold register allows (the conversion error of this input path).
-            gain = np.rint([(1 << f) / (255.0 * s) for s in std]).astype(np.int64)
-            if gain.min() < 16:
-                raise UserError(f"rule input-gain: layer {lf['name']} gets a pixel gain of only "
-                                f"{int(gain.min())} from a {arith.threshold_bits}-bit threshold; "
-                                "raise arithmetic.threshold_bits or use input_path: host")
+            gain = np.rint([(1 << f) / (intmath.PIXEL_LEVELS * s) for s in std]).astype(np.int64)
             mterm = np.array([m / s for m, s in zip(mean, std, strict=True)]) * (1 << f)
-            bias = _direct_bias(2 * codes.astype(np.int64) - n, mterm, lf["out_shape"])
+            bias = _direct_bias(intmath.weight_units(codes, weight_bits), mterm, lf["out_shape"])
             f = 0  # the gain carries the shift for this layer
-        if not is_out and theta_int >= (1 << arith.threshold_bits):
-            raise UserError(f"rule threshold-bits: layer {lf['name']} needs threshold {theta_int}, "
-                            f"more than {arith.threshold_bits} bits")
         out.append(IntLayer(
             name=lf["name"], kind=lf["kind"], codes=codes, weight_bits=weight_bits,
             weight_shift=f, in_denominator=denom, pooled_input=bool(lf["pooled_input"]),
             threshold=0 if is_out else theta_int,
             leak=Leak(0, 1) if is_out else Leak.from_float(float(lf["leak"]), arith.leak_frac_bits),
-            reset=reset, scale=scale, in_shape=tuple(lf["in_shape"]),
+            reset=lf.get("reset", reset), scale=scale, in_shape=tuple(lf["in_shape"]),
             out_shape=tuple(lf["out_shape"]), channel_gain=gain, bias=bias))
     return IntegerModel(tuple(out), timesteps, encoding, arith.input_path, arith.membrane_bits,
                         num_classes, tuple(class_names))
 
 
 def _direct_bias(w_units: np.ndarray, mterm: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
-    """-sum over in-bounds taps of w * mean_c/std_c, per output neuron, rounded to an integer."""
+    """-sum over in-bounds taps of w * mean_c/std_c, per output neuron, rounded to an integer:
+    the 3x3 convolution (zero padding) of a constant image mean_c/std_c."""
     c_out, h, w = out_shape
-    bias = np.zeros((c_out, h, w))
-    wm = w_units * mterm.reshape(1, -1, 1, 1)            # (out, c, 3, 3)
-    tap = wm.sum(axis=1)                                 # (out, 3, 3)
-    for dy in range(3):
-        for dx in range(3):
-            valid = np.zeros((h, w))
-            ys = slice(max(0, 1 - dy), min(h, h + 1 - dy))
-            xs = slice(max(0, 1 - dx), min(w, w + 1 - dx))
-            valid[ys, xs] = 1.0
-            bias += tap[:, dy, dx][:, None, None] * valid[None]
-    return np.rint(-bias).astype(np.int64)
+    const = np.broadcast_to(mterm.reshape(1, -1, 1, 1), (1, len(mterm), h, w))
+    return np.rint(-intmath.conv3x3(const, w_units.astype(np.float64))[0]).astype(np.int64)

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from artifacts.errors import UserError
 from compiler.integer_model import IntegerModel, IntLayer
 from compiler.spec import ChipSpec
-from spikemesh.errors import UserError
 
 
 @dataclass

@@ -1,9 +1,7 @@
-"""The integer reference model: a vectorized, batched numpy implementation of exactly the
-arithmetic in ``compiler.integer_model``. It is the specification the chip simulator is tested
-against, and it imports no torch.
-
-Convolutions run as float64 BLAS products of integer-valued arrays: every partial sum stays far
-below 2^53 (weights < 2^27, inputs <= 255, fan-in <= 4608), so the results are exact integers.
+"""The integer reference model: a vectorized, batched numpy run of an integer model, every
+operation taken from ``artifacts.intmath`` (the convolution, pool merge, leak, saturation,
+spike and reset) and ``artifacts.hostinput`` (the events). It is the specification the chip
+simulator is tested against, and it imports no torch.
 """
 
 from __future__ import annotations
@@ -11,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from artifacts import intmath
+from artifacts.hostinput import encode_step, host_currents
 from compiler.integer_model import IntegerModel, IntLayer
-from spikemesh.hostinput import encode_step, host_currents
 
 
 @dataclass
@@ -23,20 +21,6 @@ class ReferenceResult:
     predictions: np.ndarray               # int64 (B,)
     spike_counts: dict[str, np.ndarray]   # per layer: int64 (B,) spikes over all steps
     spikes: dict[str, np.ndarray] | None  # per layer: uint8 (T, B, *neurons) when recorded
-
-
-def conv3x3(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Exact integer 3x3 convolution, padding 1: x (B, C, H, W), w (O, C, 3, 3) -> (B, O, H, W)."""
-    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
-    win = sliding_window_view(xp, (3, 3), axis=(2, 3))          # (B, C, H, W, 3, 3)
-    out = np.tensordot(win, w.astype(np.float64), axes=([1, 4, 5], [1, 2, 3]))  # (B, H, W, O)
-    return np.rint(out.transpose(0, 3, 1, 2)).astype(np.int64)
-
-
-def merge_pool(spikes: np.ndarray) -> np.ndarray:
-    """2x2 average pooling as axon merging: the merged axon sees the count of its 4 sources."""
-    b, c, h, w = spikes.shape
-    return spikes.reshape(b, c, h // 2, 2, w // 2, 2).sum(axis=(3, 5), dtype=np.int64)
 
 
 def encode_events(images: np.ndarray, model: IntegerModel, t: int,
@@ -52,7 +36,7 @@ def host_first_layer_current(images: np.ndarray, layer: IntLayer, mean, std) -> 
 
 def _current(layer: IntLayer, x: np.ndarray) -> np.ndarray:
     if layer.kind == "conv":
-        return conv3x3(x, layer.weights)
+        return intmath.conv3x3(x, layer.weights)
     return x.reshape(x.shape[0], -1).astype(np.float64) @ layer.weights.T.astype(np.float64)
 
 
@@ -65,7 +49,6 @@ def run_reference(model: IntegerModel, images: np.ndarray, *, rng: np.random.Gen
     b = images.shape[0]
     lo, hi = model.membrane_limits
     spiking = [l for l in model.layers if l.kind != "out"]
-    model.layers[-1]
     u = {l.name: np.zeros((b, *l.out_shape), dtype=np.int64) for l in spiking}
     counts = {l.name: np.zeros(b, dtype=np.int64) for l in spiking}
     trains = {l.name: [] for l in spiking} if record else None
@@ -77,7 +60,7 @@ def run_reference(model: IntegerModel, images: np.ndarray, *, rng: np.random.Gen
         x = encode_events(images, model, t, rng)
         for i, layer in enumerate(model.layers):
             if layer.pooled_input:
-                x = merge_pool(x)
+                x = intmath.merge_pool(x)
             if i == 0 and host_cur is not None:
                 cur = host_cur
             else:
@@ -88,12 +71,8 @@ def run_reference(model: IntegerModel, images: np.ndarray, *, rng: np.random.Gen
             if layer.bias is not None:
                 cur = cur + layer.bias[None]
             cur = cur.reshape(u[layer.name].shape)
-            v = np.clip(layer.leak.apply(u[layer.name]) + cur, lo, hi)
-            s = v > layer.threshold
-            if layer.reset == "soft":
-                v = v - layer.threshold * s
-            else:
-                v = np.where(s, 0, v)
+            v, s = intmath.lif_step(u[layer.name], cur, layer.threshold, layer.leak.shift,
+                                    layer.leak.multiplier, layer.reset == "soft", lo, hi)
             u[layer.name] = v
             counts[layer.name] += s.reshape(b, -1).sum(axis=1)
             if trains is not None:

@@ -12,12 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from artifacts.mesh import EAST, LINKS_PER_ROUTER, LOCAL, NORTH, SOUTH, STEP, WEST
 from compiler.connect import HOST, Routes
 from compiler.place import Grid, Placement
-
-EAST, WEST, SOUTH, NORTH, LOCAL = 0, 1, 2, 3, 4
-PORT_NAMES = ("east", "west", "south", "north", "local")
-STEP = {EAST: (1, 0), WEST: (-1, 0), SOUTH: (0, 1), NORTH: (0, -1)}
 
 
 @dataclass
@@ -47,7 +44,7 @@ def xy_path_links(sx: int, sy: int, dx: int, dy: int) -> list[tuple[int, int, in
 
 def route_all(routes: Routes, placement: Placement, grid: Grid) -> RoutingTables:
     gx = grid.gx
-    load = np.zeros(grid.gx * grid.gy * 4)
+    load = np.zeros(grid.gx * grid.gy * LINKS_PER_ROUTER)
     entries: dict[tuple[int, int], int] = {}
     host_load = 0.0
     px, py = placement.x, placement.y
@@ -64,15 +61,9 @@ def route_all(routes: Routes, placement: Placement, grid: Grid) -> RoutingTables
             entries[key] = entries.get(key, 0) | (1 << LOCAL)
         for x, y, p in links:
             rid = y * gx + x
-            load[rid * 4 + p] += routes.n_sources[r]
+            load[rid * LINKS_PER_ROUTER + p] += routes.n_sources[r]
             entries[(rid, r)] = entries.get((rid, r), 0) | (1 << p)
     keys = sorted(entries)
     return RoutingTables(np.array([k[0] for k in keys], dtype=np.int32),
                          np.array([k[1] for k in keys], dtype=np.int32),
                          np.array([entries[k] for k in keys], dtype=np.uint8), load, host_load)
-
-
-def link_endpoints(link: int, gx: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    rid, p = divmod(link, 4)
-    y, x = divmod(rid, gx)
-    return (x, y), (x + STEP[p][0], y + STEP[p][1])

@@ -15,7 +15,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from spikemesh.errors import UserError
+from artifacts.errors import UserError
 
 
 @dataclass(frozen=True)

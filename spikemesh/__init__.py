@@ -1,9 +1,11 @@
-"""spikemesh: the command line and the small pieces every stage shares.
+"""spikemesh: the top of the pipeline. The command line, the demo, the benchmarks and the
+cross-checks that join the stages (compile --verify, simulate --verify).
 
-The pipeline itself lives in three sibling packages, one job each:
+The stages live in sibling packages, one job each, and import only the leaf ``artifacts``:
 ``training`` (PyTorch models, data, attacks), ``compiler`` (checkpoint -> chip image) and
-``chipsim`` (chip image -> spikes, cycles, energy). This package must stay import-light:
-chipsim imports it and never imports torch.
+``chipsim`` (chip image -> spikes, cycles, energy). Only this package may import all of them.
 """
 
-__version__ = "0.1.0"
+from artifacts import __version__
+
+__all__ = ["__version__"]

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from spikemesh import __version__
-from spikemesh.atomic import write_text_atomic
-from spikemesh.errors import UserError
+from artifacts import __version__
+from artifacts.atomic import write_text_atomic
+from artifacts.errors import UserError
 
 
 def _csv_floats(text: str) -> tuple[float, ...]:
@@ -30,25 +30,53 @@ def _csv_words(text: str) -> tuple[str, ...]:
 
 
 def _write_json(path: str | None, obj: Any) -> None:
-    if path:
-        write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-        print(f"wrote {path}")
+    """``--json PATH`` writes the file atomically; ``--json -`` prints it on stdout (the
+    human-readable lines then go to stderr, see ``_say``)."""
+    if not path:
+        return
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    write_text_atomic(path, text)
+    _say(f"wrote {path}")
+
+
+_JSON_TO_STDOUT = False
+
+
+def _say(*args: Any) -> None:
+    """The human-readable report: stdout, or stderr while stdout carries ``--json -``."""
+    print(*args, file=sys.stderr if _JSON_TO_STDOUT else sys.stdout)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors in one line, like every other error, and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 # -- train -------------------------------------------------------------------------------
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", default="vgg5", choices=["vgg5", "vgg9"])
-    p.add_argument("--encoding", default="direct", choices=["direct", "rate", "phase", "latency"])
-    p.add_argument("--timesteps", "-T", type=int, default=4, help="time steps per inference")
+    # defaults live in the dataclasses (ModelConfig, TrainConfig): one place
+    from training.models import ModelConfig
+
+    m = ModelConfig()
+    p.add_argument("--arch", default=m.arch, choices=["vgg5", "vgg9"])
+    p.add_argument("--encoding", default=m.encoding, choices=["direct", "rate", "phase", "latency"])
+    p.add_argument("--timesteps", "-T", type=int, default=m.timesteps, help="time steps per inference")
     p.add_argument("--weight-bits", type=int, default=None,
                    help="k-bit quantization-aware training (1..8); omit for float training")
-    p.add_argument("--theta", type=_csv_floats, default=(0.4, 1.0, 0.5), metavar="TC,TF,LAMBDA",
-                   help="structure parameters (theta_conv, theta_fc, lambda); default 0.4,1.0,0.5")
-    p.add_argument("--reset", default="soft", choices=["soft", "hard"])
+    p.add_argument("--theta", type=_csv_floats, default=(m.theta_conv, m.theta_fc, m.leak),
+                   metavar="TC,TF,LAMBDA",
+                   help="structure parameters (theta_conv, theta_fc, lambda); default "
+                        f"{m.theta_conv},{m.theta_fc},{m.leak}")
+    p.add_argument("--reset", default=m.reset, choices=["soft", "hard"])
     p.add_argument("--trainable-neurons", action="store_true",
                    help="learn per-layer thresholds and leaks")
-    p.add_argument("--surrogate-scale", type=float, default=1.0)
-    p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument("--surrogate-scale", type=float, default=m.surrogate_scale)
+    p.add_argument("--dropout", type=float, default=m.dropout)
 
 
 def _model_config(a: argparse.Namespace, num_classes: int = 10):
@@ -83,7 +111,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
                       augment=not a.no_augment, seed=a.seed, device=a.device,
                       threads=a.threads, out=a.out, resume=a.resume)
     metrics = train(cfg, progress=not a.quiet)
-    print(f"saved {a.out}")
+    _say(f"saved {a.out}")
     _write_json(a.json, metrics)
     return 0
 
@@ -95,6 +123,13 @@ def _cmd_attack(a: argparse.Namespace) -> int:
     from training.robustness import AttackSpec, evaluate_robustness, format_table
 
     ckpt = load_checkpoint(a.model)
+    if a.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda was asked for but this PyTorch has no CUDA device; "
+                            "use --device cpu")
+        ckpt.model.to("cuda")
     name = a.dataset or ckpt.dataset.get("name", "synthetic")
     data = load_dataset(name, a.data_dir, val_size=ckpt.dataset.get("val_size", 5000))
     split = data.split(a.split).head(a.n)
@@ -106,7 +141,7 @@ def _cmd_attack(a: argparse.Namespace) -> int:
     result["model"] = str(a.model)
     result["dataset"] = name
     result["split"] = a.split
-    print(format_table(result))
+    _say(format_table(result))
     _write_json(a.json, result)
     return 0
 
@@ -119,26 +154,27 @@ def _cmd_compile(a: argparse.Namespace) -> int:
     spec = load_spec(a.chip)
     out = a.out or str(Path(a.model).with_suffix(".chip"))
     summary = compile_checkpoint(a.model, spec, out, chips=parse_chips(a.chips),
-                                 weight_bits=a.weight_bits, seed=a.seed)
+                                 weight_bits=a.weight_bits, seed=a.seed,
+                                 log=(lambda _: None) if a.quiet else _say)
     t = summary["seconds"]
-    print(f"compiled {a.model} -> {out} ({summary['bytes'] / 1e6:.1f} MB) in {t['total']:.1f}s: "
+    _say(f"compiled {a.model} -> {out} ({summary['bytes'] / 1e6:.1f} MB) in {t['total']:.1f}s: "
           f"{summary['cores']} cores on {summary['chips']} chip(s) "
           f"({summary['board'][0]}x{summary['board'][1]})")
-    print(f"placement cost {summary['placement_cost']:,.0f} vs row-major "
+    _say(f"placement cost {summary['placement_cost']:,.0f} vs row-major "
           f"{summary['row_major_cost']:,.0f} "
           f"({summary['placement_cost'] / max(summary['row_major_cost'], 1):.2f}x)")
     if a.verify:
-        from compiler.verify import verify
-        from spikemesh.chipimage import read_chip_image
-        from training.checkpoint import read_payload
+        from artifacts.chipimage import read_chip_image
+        from compiler.checkpoint import read_checkpoint
+        from spikemesh.verify import verify
         from training.data import load_dataset
 
-        ds = read_payload(a.model).get("dataset", {})
+        ds = read_checkpoint(a.model).dataset
         name = a.dataset or ds.get("name", "synthetic")
         val = load_dataset(name, a.data_dir, val_size=ds.get("val_size", 5000)).val.head(a.verify)
         res = verify(read_chip_image(out), a.model, val.images.numpy(), val.labels.numpy())
         summary["verify"] = res
-        print(f"verify on {res['n']} {name} validation images: integer reference agrees with the "
+        _say(f"verify on {res['n']} {name} validation images: integer reference agrees with the "
               f"quantized algorithm model on {res['agreement']:.1f}% (accuracy {res['reference_acc']:.1f}% "
               f"vs {res['quant_algo_acc']:.1f}%)")
     _write_json(a.json, summary)
@@ -146,23 +182,22 @@ def _cmd_compile(a: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(a: argparse.Namespace) -> int:
+    from artifacts.chipimage import check_image_format, read_chip_image
     from compiler.inspect import format_summary, mesh_map, summarize
-    from spikemesh.chipimage import check_image_format, read_chip_image
 
     meta, arrays = read_chip_image(a.image)
     check_image_format(meta, a.image)
     summary = summarize(meta, arrays)
-    if a.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(format_summary(summary, mesh_map(meta, arrays)))
+    if not a.quiet:
+        _say(format_summary(summary, mesh_map(meta, arrays)))
+    _write_json(a.json, summary)
     return 0
 
 
 def _cmd_simulate(a: argparse.Namespace) -> int:
+    from artifacts.chipimage import read_chip_image
     from chipsim.machine import machine_from_arrays
-    from chipsim.run import simulate_dataset
-    from spikemesh.chipimage import read_chip_image
+    from chipsim.simulate import simulate_dataset
     from training.data import load_dataset
 
     meta, arrays = read_chip_image(a.image)
@@ -192,19 +227,23 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
         result["reference_match"] = True
         result["reference_images_checked"] = check.images_checked
     result.pop("predictions")
-    print(f"{result['n']} {a.dataset} {a.split} images on {a.image}: accuracy {result['accuracy']:.2f}%")
+    _say(f"{result['n']} {a.dataset} {a.split} images on {a.image}: accuracy {result['accuracy']:.2f}%")
     if "cycles_per_step" in result:
-        print(f"cycles per step: mean {result['cycles_per_step']:,.0f}, max "
+        _say(f"cycles per step: mean {result['cycles_per_step']:,.0f}, max "
               f"{result['max_cycles_per_step']:,} ({result['latency_cycles_per_inference']:,.0f} "
               "per inference)")
-    print(f"energy per inference: {result['energy_uj_per_inference']:.2f} uJ "
-          f"(synaptic {result['energy_breakdown_uj_per_inference']['synaptic']:.2f}); "
-          f"{result['sops_per_inference'] / 1e6:.1f}M SOPs per inference")
-    print(f"speed: {result['images_per_second']:.2f} images/s, "
+    synaptic = result["energy_breakdown_uj_per_inference"]["synaptic"]
+    if result["energy_uj_per_inference"] is None:
+        _say(f"synaptic energy per inference: {synaptic:.2f} uJ (link energy needs the NoC "
+             f"model: drop --no-noc); {result['sops_per_inference'] / 1e6:.1f}M SOPs per inference")
+    else:
+        _say(f"energy per inference: {result['energy_uj_per_inference']:.2f} uJ "
+             f"(synaptic {synaptic:.2f}); {result['sops_per_inference'] / 1e6:.1f}M SOPs per inference")
+    _say(f"speed: {result['images_per_second']:.2f} images/s, "
           f"{result['sops_per_second'] / 1e6:.0f}M SOP/s"
           f"{' (functional only, --no-noc)' if a.no_noc else ''}")
     if check is not None:
-        print(f"verify: spike trains of all {check.images_checked} images match the integer "
+        _say(f"verify: spike trains of all {check.images_checked} images match the integer "
               "reference bit for bit")
     _write_json(a.json, result)
     return 0
@@ -223,140 +262,177 @@ def _cmd_bench(a: argparse.Namespace) -> int:
     from spikemesh.bench import run_bench
 
     report = run_bench(a.which, quick=a.quick, model=a.model)
-    print(report["markdown"])
+    if not a.quiet:
+        _say(report["markdown"])
     _write_json(a.json, report)
     return 0
 
 
 # -- parser ------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _train_args(p: argparse.ArgumentParser) -> None:
+    from training.noise import NoiseConfig
+    from training.trainer import TrainConfig
+
+    tc, nc = TrainConfig(), NoiseConfig()
+    _add_model_args(p)
+    p.add_argument("--dataset", default=tc.dataset, choices=["synthetic", "cifar10"])
+    p.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py")
+    p.add_argument("--download", action="store_true",
+                   help="cifar10: download it into --data-dir (MD5 verified) if it is not there")
+    p.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--val-size", type=int, default=tc.val_size,
+                   help="validation images carved from the end of the training data")
+    p.add_argument("--eval-size", type=int, default=tc.eval_size,
+                   help="validation images scored after each epoch")
+    p.add_argument("--noise", default="none", choices=["none", "uniform", "hire"])
+    p.add_argument("--noise-eps", type=float, default=round(nc.eps * 255, 6),
+                   help="noise amplitude in grey levels (/255)")
+    p.add_argument("--noise-periods", type=int, default=nc.periods, help="HIRE: periods T is split into")
+    p.add_argument("--noise-reset", action="store_true",
+                   help="HIRE: reset membranes between periods instead of carrying them")
+    p.add_argument("--epochs", type=int, default=tc.epochs)
+    p.add_argument("--qat-epochs", type=int, default=None,
+                   help="with --weight-bits: train in float first and quantization-aware only "
+                        "in the last N epochs (default: all epochs)")
+    p.add_argument("--batch-size", type=int, default=tc.batch_size)
+    p.add_argument("--lr", type=float, default=tc.lr)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--seed", type=int, default=tc.seed)
+    p.add_argument("--device", default=tc.device, choices=["cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("-o", "--out", default=tc.out, help="checkpoint to write (default model.pt)")
+    p.add_argument("--resume", action="store_true", help="continue training --out where it stopped")
+    p.add_argument("--json", default=None, metavar="PATH", help="write final metrics as JSON (- for stdout)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _attack_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="checkpoint .pt")
+    p.add_argument("--attack", default="fgsm", choices=["fgsm", "rfgsm", "pgd"])
+    p.add_argument("--eps", type=_csv_floats, default=(2.0, 8.0, 16.0),
+                    help="comma-separated eps in grey levels (/255); default 2,8,16")
+    p.add_argument("--targeted", action="store_true", help="targeted attack (eq. 4) toward random classes")
+    p.add_argument("--steps", type=int, default=7, help="PGD steps")
+    p.add_argument("--step-size", type=float, default=2.55, help="PGD step in grey levels (/255)")
+    p.add_argument("--no-random-start", action="store_true")
+    p.add_argument("--eot", type=int, default=None,
+                    help="gradient samples for stochastic encoders (default 8 for rate, else 1)")
+    p.add_argument("--levels", type=_csv_words, default=("algo", "quant"),
+                    help="comma-separated: algo (float weights), quant (k-bit weights)")
+    p.add_argument("--weight-bits", type=int, default=None,
+                    help="bits for the quant level (default: the bits the model was trained with)")
+    p.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"],
+                    help="default: the dataset the model was trained on")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--n", type=int, default=1000, help="number of images")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                    help="where the algorithm levels run")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON (- for stdout)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _compile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="checkpoint .pt")
+    p.add_argument("--chip", default="pku-nc64c", help="a preset name or a chip spec .yaml")
+    p.add_argument("--chips", default="auto",
+                   help="auto (smallest board that holds the network), N chips, or CXxCY")
+    p.add_argument("--weight-bits", type=int, default=None,
+                   help="quantize a float-trained model to K bits (default: its trained bits)")
+    p.add_argument("-o", "--out", default=None, help="chip image path (default: MODEL.chip)")
+    p.add_argument("--verify", type=int, default=0, metavar="N",
+                   help="run N validation images through the integer reference and the "
+                        "quantized algorithm model and report their agreement")
+    p.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"])
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--seed", type=int, default=0, help="placement search seed")
+    p.add_argument("--json", default=None, metavar="PATH",
+                   help="write the compile summary as JSON (- for stdout)")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+
+
+def _inspect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", help="chip image written by `spikemesh compile`")
+    p.add_argument("--json", default=None, metavar="PATH",
+                     help="write the summary as JSON (- for stdout)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors (with --json)")
+
+
+def _simulate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", help="chip image written by `spikemesh compile`")
+    p.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"],
+                    help="default: the dataset the model was trained on")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--val-size", type=int, default=None,
+                    help="validation images carved from the training data (default: as in training)")
+    p.add_argument("--n", type=int, default=100, help="number of images")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--verify", action="store_true",
+                    help="run the integer reference alongside; fail on the first spike mismatch")
+    p.add_argument("--no-noc", action="store_true",
+                    help="skip the cycle-level NoC model (arithmetic, spikes and SOPs only)")
+    p.add_argument("--seed", type=int, default=0, help="seed of stochastic input encoders")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON (- for stdout)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--out", default="demo_out", help="folder for the model and reports")
+    p.add_argument("--epochs", type=int, default=None, help="override the demo's training epochs")
+    p.add_argument("--n", type=int, default=500, help="images in the attack evaluation")
+    p.add_argument("--n-sim", type=int, default=100, help="images simulated on the chip")
+    p.add_argument("--reuse-model", action="store_true",
+                   help="skip training when OUT/model.pt exists (e.g. to re-run the chip steps)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("which", choices=["training", "compile", "noc", "chipsim"],
+                   help="what to benchmark")
+    p.add_argument("--model", default=None, help="chipsim: a trained VGG5 checkpoint")
+    p.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
+    p.add_argument("--json", default=None, metavar="PATH", help="write the report as JSON (- for stdout)")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+
+
+# command -> (help, the function adding its arguments, the function running it). A command's
+# arguments are built only when that command runs (or for --help), so `spikemesh compile`
+# never imports training/ (whose dataclasses hold the train defaults) and starts instantly.
+COMMANDS = {
+    "train": ("train a VGG SNN and write a checkpoint (.pt)", _train_args, _cmd_train),
+    "attack": ("adversarial evaluation at the algorithm levels", _attack_args, _cmd_attack),
+    "compile": ("compile a trained .pt into a chip image", _compile_args, _cmd_compile),
+    "inspect": ("summarize a chip image: cores, memory, mesh map, hot links", _inspect_args, _cmd_inspect),
+    "simulate": ("run a chip image on a dataset, cycle-level", _simulate_args, _cmd_simulate),
+    "demo": ("the whole chain on the embedded synthetic dataset", _demo_args, _cmd_demo),
+    "bench": ("run a benchmark and print a BENCHMARKS.md section", _bench_args, _cmd_bench),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that command's arguments are built."""
+    p = _Parser(
         prog="spikemesh",
         description="Train SNNs, attack them, and compile them onto a 2D-mesh neuromorphic chip.")
     p.add_argument("--version", action="version", version=f"spikemesh {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    t = sub.add_parser("train", help="train a VGG SNN and write a checkpoint (.pt)")
-    _add_model_args(t)
-    t.add_argument("--dataset", default="synthetic", choices=["synthetic", "cifar10"])
-    t.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py")
-    t.add_argument("--download", action="store_true",
-                   help="cifar10: download it into --data-dir (MD5 verified) if it is not there")
-    t.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
-    t.add_argument("--val-size", type=int, default=5000,
-                   help="validation images carved from the end of the training data")
-    t.add_argument("--eval-size", type=int, default=2000,
-                   help="validation images scored after each epoch")
-    t.add_argument("--noise", default="none", choices=["none", "uniform", "hire"])
-    t.add_argument("--noise-eps", type=float, default=8.0, help="noise amplitude in grey levels (/255)")
-    t.add_argument("--noise-periods", type=int, default=2, help="HIRE: periods T is split into")
-    t.add_argument("--noise-reset", action="store_true",
-                   help="HIRE: reset membranes between periods instead of carrying them")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--qat-epochs", type=int, default=None,
-                   help="with --weight-bits: train in float first and quantization-aware only "
-                        "in the last N epochs (default: all epochs)")
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=3e-4)
-    t.add_argument("--no-augment", action="store_true")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    t.add_argument("--out", default="model.pt")
-    t.add_argument("--resume", action="store_true", help="continue training --out where it stopped")
-    t.add_argument("--json", default=None, help="write final metrics as JSON")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.set_defaults(func=_cmd_train)
-
-    at = sub.add_parser("attack", help="adversarial evaluation at the algorithm levels")
-    at.add_argument("model", help="checkpoint .pt")
-    at.add_argument("--attack", default="fgsm", choices=["fgsm", "rfgsm", "pgd"])
-    at.add_argument("--eps", type=_csv_floats, default=(2.0, 8.0, 16.0),
-                    help="comma-separated eps in grey levels (/255); default 2,8,16")
-    at.add_argument("--targeted", action="store_true", help="targeted attack (eq. 4) toward random classes")
-    at.add_argument("--steps", type=int, default=7, help="PGD steps")
-    at.add_argument("--step-size", type=float, default=2.55, help="PGD step in grey levels (/255)")
-    at.add_argument("--no-random-start", action="store_true")
-    at.add_argument("--eot", type=int, default=None,
-                    help="gradient samples for stochastic encoders (default 8 for rate, else 1)")
-    at.add_argument("--levels", type=_csv_words, default=("algo", "quant"),
-                    help="comma-separated: algo (float weights), quant (k-bit weights)")
-    at.add_argument("--weight-bits", type=int, default=None,
-                    help="bits for the quant level (default: the bits the model was trained with)")
-    at.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"],
-                    help="default: the dataset the model was trained on")
-    at.add_argument("--data-dir", default=None)
-    at.add_argument("--split", default="val", choices=["train", "val", "test"])
-    at.add_argument("--n", type=int, default=1000, help="number of images")
-    at.add_argument("--batch-size", type=int, default=100)
-    at.add_argument("--seed", type=int, default=0)
-    at.add_argument("--json", default=None, help="write the results as JSON")
-    at.add_argument("--quiet", action="store_true")
-    at.set_defaults(func=_cmd_attack)
-
-    c = sub.add_parser("compile", help="compile a trained .pt into a chip image")
-    c.add_argument("model", help="checkpoint .pt")
-    c.add_argument("--chip", default="pku-nc64c", help="a preset name or a chip spec .yaml")
-    c.add_argument("--chips", default="auto",
-                   help="auto (smallest board that holds the network), N chips, or CXxCY")
-    c.add_argument("--weight-bits", type=int, default=None,
-                   help="quantize a float-trained model to K bits (default: its trained bits)")
-    c.add_argument("--out", default=None, help="chip image path (default: MODEL.chip)")
-    c.add_argument("--verify", type=int, default=0, metavar="N",
-                   help="run N validation images through the integer reference and the "
-                        "quantized algorithm model and report their agreement")
-    c.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"])
-    c.add_argument("--data-dir", default=None)
-    c.add_argument("--seed", type=int, default=0, help="placement search seed")
-    c.add_argument("--json", default=None, help="write the compile summary as JSON")
-    c.set_defaults(func=_cmd_compile)
-
-    ins = sub.add_parser("inspect", help="summarize a chip image: cores, memory, mesh map, hot links")
-    ins.add_argument("image", help="chip image written by `spikemesh compile`")
-    ins.add_argument("--json", action="store_true", help="print the summary as JSON")
-    ins.set_defaults(func=_cmd_inspect)
-
-    sm = sub.add_parser("simulate", help="run a chip image on a dataset, cycle-level")
-    sm.add_argument("image", help="chip image written by `spikemesh compile`")
-    sm.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"],
-                    help="default: the dataset the model was trained on")
-    sm.add_argument("--data-dir", default=None)
-    sm.add_argument("--split", default="val", choices=["train", "val", "test"])
-    sm.add_argument("--val-size", type=int, default=None,
-                    help="validation images carved from the training data (default: as in training)")
-    sm.add_argument("--n", type=int, default=100, help="number of images")
-    sm.add_argument("--batch-size", type=int, default=16)
-    sm.add_argument("--verify", action="store_true",
-                    help="run the integer reference alongside; fail on the first spike mismatch")
-    sm.add_argument("--no-noc", action="store_true",
-                    help="skip the cycle-level NoC model (arithmetic, spikes and SOPs only)")
-    sm.add_argument("--seed", type=int, default=0, help="seed of stochastic input encoders")
-    sm.add_argument("--json", default=None)
-    sm.add_argument("--quiet", action="store_true")
-    sm.set_defaults(func=_cmd_simulate)
-
-    d = sub.add_parser("demo", help="the whole chain on the embedded synthetic dataset")
-    d.add_argument("--out", default="demo_out", help="folder for the model and reports")
-    d.add_argument("--epochs", type=int, default=None, help="override the demo's training epochs")
-    d.add_argument("--n", type=int, default=500, help="images in the attack evaluation")
-    d.add_argument("--n-sim", type=int, default=100, help="images simulated on the chip")
-    d.add_argument("--reuse-model", action="store_true",
-                   help="skip training when OUT/model.pt exists (e.g. to re-run the chip steps)")
-    d.add_argument("--quiet", action="store_true")
-    d.set_defaults(func=_cmd_demo)
-
-    b = sub.add_parser("bench", help="run a benchmark and print a BENCHMARKS.md section")
-    b.add_argument("which", choices=["training", "compile", "noc", "chipsim"],
-                   help="what to benchmark")
-    b.add_argument("--model", default=None, help="chipsim: a trained VGG5 checkpoint")
-    b.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
-    b.add_argument("--json", default=None)
-    b.set_defaults(func=_cmd_bench)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for name, (help_text, add_args, run) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text)
+        if only in (None, name):
+            add_args(sp)
+        sp.set_defaults(func=run)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    global _JSON_TO_STDOUT
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((w for w in argv if not w.startswith("-")), None)
+    args = build_parser(only=command if command in COMMANDS else None).parse_args(argv)
+    _JSON_TO_STDOUT = getattr(args, "json", None) == "-"
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chipsim.simulate import SimResult
+from chipsim.chip import SimResult
 from compiler.integer_model import IntegerModel
 from compiler.reference import run_reference
 

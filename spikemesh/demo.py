@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikemesh.atomic import write_text_atomic
+from artifacts.atomic import write_text_atomic
 
 DEMO_EPOCHS = 4
 DEMO_QAT_EPOCHS = 1
@@ -62,13 +62,13 @@ def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500, n_sim
     write_text_atomic(out / "attack.json", json.dumps(result, indent=2) + "\n")
     print(f"wrote {out / 'attack.json'}")
 
+    from artifacts.chipimage import read_chip_image
     from chipsim.machine import machine_from_arrays
-    from chipsim.run import simulate_dataset
+    from chipsim.simulate import simulate_dataset
     from compiler.compile import compile_checkpoint
     from compiler.image import load_integer_model
     from compiler.inspect import format_summary, mesh_map, summarize
     from compiler.spec import load_spec
-    from spikemesh.chipimage import read_chip_image
     from spikemesh.crosscheck import CrossCheck
 
     chip_path = out / "model.chip"

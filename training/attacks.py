@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from training.encoders import uniform
 from training.models import SpikingVGG
 
 ATTACKS = ("fgsm", "rfgsm", "pgd")
@@ -32,7 +33,7 @@ def input_gradient(model: SpikingVGG, x: torch.Tensor, y: torch.Tensor, *, eot: 
 def random_targets(y: torch.Tensor, num_classes: int, generator: torch.Generator | None = None
                    ) -> torch.Tensor:
     """A random class different from the true one, per sample (eq. 4's y_random)."""
-    shift = torch.randint(1, num_classes, y.shape, generator=generator)
+    shift = torch.randint(1, num_classes, y.shape, generator=generator).to(y.device)
     return (y + shift) % num_classes
 
 
@@ -53,7 +54,7 @@ def rfgsm(model: SpikingVGG, x: torch.Tensor, y: torch.Tensor, eps: float, *,
           generator: torch.Generator | None = None) -> torch.Tensor:
     """R+FGSM: a random step of size alpha (default eps/2), then FGSM with eps - alpha."""
     alpha = eps / 2 if alpha is None else alpha
-    noise = torch.randn(x.shape, generator=generator).sign()
+    noise = torch.randn(x.shape, generator=generator).to(x.device).sign()
     x1 = (x + alpha * noise).clamp(0, 1)
     g = input_gradient(model, x1, y, eot=eot, generator=generator)
     return (x1 + (eps - alpha) * g.sign()).clamp(0, 1).detach()
@@ -65,7 +66,7 @@ def pgd(model: SpikingVGG, x: torch.Tensor, y: torch.Tensor, eps: float, *, step
     """PGD in the L-inf ball of radius eps around x."""
     x_adv = x.clone()
     if random_start:
-        x_adv = (x_adv + (torch.rand(x.shape, generator=generator) * 2 - 1) * eps).clamp(0, 1)
+        x_adv = (x_adv + (uniform(x.shape, generator, x.device) * 2 - 1) * eps).clamp(0, 1)
     for _ in range(steps):
         if target is None:
             step = step_size * input_gradient(model, x_adv, y, eot=eot, generator=generator).sign()

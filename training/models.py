@@ -38,7 +38,7 @@ class ModelConfig:
     """Everything needed to rebuild a model; stored verbatim in every checkpoint."""
 
     arch: str = "vgg5"
-    timesteps: int = 8
+    timesteps: int = 4
     encoding: str = "direct"
     theta_conv: float = 0.4   # PAPERS.md A: best VGG5 structure (0.4, 1.0, 0.5)
     theta_fc: float = 1.0

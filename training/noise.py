@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from training.encoders import uniform
 from training.models import SpikingVGG
 
 NOISE_KINDS = ("none", "uniform", "hire")
@@ -45,7 +46,7 @@ def train_step(model: SpikingVGG, x: torch.Tensor, y: torch.Tensor, noise: Noise
     if noise.kind == "hire" and noise.periods > 1:
         return _hire_step(model, x, y, noise, generator)
     if noise.kind == "uniform":
-        u = torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1
+        u = uniform(x.shape, generator, x.device) * 2 - 1
         x = (x + noise.eps * u).clamp(0, 1)
     logits = model(x, generator=generator)
     loss = F.cross_entropy(logits, y)
@@ -66,8 +67,8 @@ def _hire_step(model: SpikingVGG, x: torch.Tensor, y: torch.Tensor, noise: Noise
     x_in = x
     state = None
     t0 = 0
-    total_loss = torch.zeros(())
-    logits_sum = torch.zeros(x.shape[0], model.cfg.num_classes)
+    total_loss = torch.zeros((), device=x.device)
+    logits_sum = torch.zeros(x.shape[0], model.cfg.num_classes, device=x.device)
     for steps in lengths:
         x_in = x_in.detach().requires_grad_(True)
         logits, state = model.run(x_in, steps=steps, t0=t0, state=state, generator=generator)

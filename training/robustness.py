@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from spikemesh.errors import UserError
+from artifacts.errors import UserError
 from training.attacks import ATTACKS, attack
 from training.data.bundle import Split
 from training.encoders import STOCHASTIC
@@ -69,7 +69,9 @@ def evaluate_level(model: SpikingVGG, split: Split, spec: AttackSpec, *, bits: i
     n_batches = (len(split) + batch_size - 1) // batch_size
     bar = tqdm(batches(split, batch_size), total=n_batches, desc=desc or "attack", unit="batch",
                disable=not progress, file=sys.stderr, leave=False, dynamic_ncols=True)
+    device = next(model.parameters()).device
     for x, y in bar:
+        x, y = x.to(device), y.to(device)
         with torch.no_grad():
             correct_clean += int((model(x, record=clean_rec, generator=gen).argmax(1) == y).sum())
         for e in spec.eps:

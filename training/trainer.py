@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from spikemesh.errors import UserError
+from artifacts.errors import UserError
 from training.checkpoint import read_payload, save_checkpoint
 from training.data import load_dataset
 from training.data.augment import random_crop_flip
@@ -36,8 +36,8 @@ class TrainConfig:
     eval_size: int | None = 2000       # validation images scored after each epoch
     epochs: int = 10
     qat_epochs: int | None = None      # k-bit QAT only in the last N epochs (None: all)
-    batch_size: int = 64
-    lr: float = 1e-3
+    batch_size: int = 32
+    lr: float = 3e-4
     weight_decay: float = 0.0
     augment: bool = True
     seed: int = 0

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from artifacts.chipimage import ROLE_PARTIAL, merged_sources
+from chipsim.chip import Chip
 from chipsim.flat import flatten
 from chipsim.machine import machine_from_arrays
-from chipsim.simulate import Chip
 from compiler.reference import run_reference
-from spikemesh.chipimage import ROLE_PARTIAL, merged_sources
 from tests.helpers import (
     NETWORK_CASES,
     compile_in_memory,

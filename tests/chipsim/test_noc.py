@@ -4,7 +4,7 @@ import numpy as np
 
 from chipsim.machine import machine_from_arrays
 from chipsim.noc import LOCAL, mesh_links, new_state, run_wave, uniform_traffic
-from chipsim.run import simulate_dataset
+from chipsim.simulate import simulate_dataset
 from tests.helpers import compile_in_memory, integer_model, random_images, random_layers, tiny_spec
 
 
@@ -51,6 +51,9 @@ def test_backpressure_drops_nothing_and_costs_cycles():
     cyc64, (_, peak64, _) = wave(line_route([3]), [0], [50], [0], [1], depth=64)
     assert cyc1 >= 50 and cyc64 >= 50       # delivery is one packet per cycle at best
     assert peak1.max() <= 5 and stalls1.sum() > 0
+    # a one-slot buffer waits a cycle for its credit after every packet: half the throughput
+    # (measured 102 vs 53 cycles for 50 packets over 3 hops)
+    assert cyc1 >= 2 * 50 > cyc64 and peak64.max() >= 2
 
 
 def test_uniform_random_traffic_flows():

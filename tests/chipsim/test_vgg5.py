@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 
+from artifacts.chipimage import expand_crossbar, read_chip_image
 from chipsim import flat as flat_module
+from chipsim.chip import Chip
 from chipsim.machine import load_machine, machine_from_arrays
-from chipsim.simulate import Chip
 from compiler.compile import compile_checkpoint
 from compiler.image import load_integer_model
 from compiler.spec import load_spec
-from spikemesh.chipimage import expand_crossbar, read_chip_image
 from spikemesh.cli import main
 from spikemesh.crosscheck import CrossCheck, MismatchError
 from training.data import load_dataset

@@ -1,10 +1,12 @@
 import numpy as np
 import pytest
 
+from artifacts.errors import UserError
+from artifacts.intmath import conv3x3, merge_pool
 from compiler.integer_model import Leak, build_integer_model
-from compiler.reference import conv3x3, merge_pool, run_reference
-from compiler.spec import ArithmeticSpec
-from spikemesh.errors import UserError
+from compiler.reference import run_reference
+from compiler.rules import Network, check
+from compiler.spec import ArithmeticSpec, ChipSpec
 
 ARITH = ArithmeticSpec(threshold_bits=20, membrane_bits=28)
 
@@ -77,11 +79,10 @@ def conv3x3_float(x, w):
 def test_weight_bits_rule_names_the_numbers():
     layers = [{"name": "out", "kind": "out", "weight": np.ones((2, 3)), "theta": 1.0, "leak": 1.0,
                "pooled_input": False, "in_shape": (3,), "out_shape": (2,)}]
-    match = "rule weight-bits: the model uses 8-bit weights, the chip stores at most 4"
+    spec = ChipSpec(arithmetic=ArithmeticSpec(max_weight_bits=4))
+    match = "rule weight-bits: the model uses 8-bit weights, the chip stores 1 to 4"
     with pytest.raises(UserError, match=match):
-        build_integer_model(layers, timesteps=1, encoding="rate", weight_bits=8, mean=(0,),
-                            std=(1,), reset="soft", arith=ArithmeticSpec(max_weight_bits=4),
-                            num_classes=2)
+        check("network", Network(layers, "rate", 8, (1.0,), spec))
 
 
 @pytest.mark.parametrize("input_path,bar", [
@@ -91,7 +92,7 @@ def test_weight_bits_rule_names_the_numbers():
 def test_reference_agrees_with_the_quantized_algorithm_model(trained_synthetic, input_path, bar):
     import dataclasses
 
-    from compiler.from_checkpoint import integer_model_from_checkpoint
+    from compiler.compile import quantize_checkpoint
     from compiler.spec import load_spec
     from training.checkpoint import load_checkpoint
     from training.data import load_dataset
@@ -101,7 +102,7 @@ def test_reference_agrees_with_the_quantized_algorithm_model(trained_synthetic, 
     spec = load_spec("pku-nc64c")
     spec = dataclasses.replace(spec, arithmetic=dataclasses.replace(spec.arithmetic,
                                                                      input_path=input_path))
-    model = integer_model_from_checkpoint(path, spec)
+    model, _ = quantize_checkpoint(path, spec)
     val = load_dataset("synthetic", val_size=500).val.head(150)
     ckpt = load_checkpoint(path)
     ref = run_reference(model, val.images.numpy(), norm=(ckpt.config.mean, ckpt.config.std))

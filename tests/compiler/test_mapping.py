@@ -4,56 +4,17 @@ import numpy as np
 import pytest
 import torch
 
+from artifacts.chipimage import expand_crossbar, read_chip_image
+from artifacts.errors import UserError
 from compiler.compile import compile_checkpoint, parse_chips
 from compiler.connect import HOST, connect, core_edges
 from compiler.partition import holders, home_capacity, partition
 from compiler.place import Grid, place
 from compiler.route import EAST, LOCAL, SOUTH, STEP, route_all, xy_path_links
-from compiler.rules import RULES, Design, violations
 from compiler.spec import load_spec
-from spikemesh.chipimage import expand_crossbar, read_chip_image
-from spikemesh.errors import UserError
 from tests.helpers import compile_in_memory, integer_model, random_layers, tiny_spec
 from training.checkpoint import save_checkpoint
 from training.models import ModelConfig, build_model
-
-
-def tiny_design(**core):
-    rng = np.random.default_rng(0)
-    spec = tiny_spec()
-    model = integer_model(random_layers(rng), spec=spec)
-    cores, _ = partition(model, spec)
-    spec = spec.with_board(4, 4)
-    if core:
-        spec = dataclasses.replace(spec, core=dataclasses.replace(spec.core, **core))
-    return Design(model, cores, spec)
-
-
-def test_a_clean_design_violates_no_rule():
-    assert violations(tiny_design()) == []
-
-
-@pytest.mark.parametrize("rule,change", [
-    ("core-neurons", dict(neurons=8)),
-    ("core-axons", dict(axons=8)),
-    ("core-synapse-memory", dict(synapse_bits=512)),
-])
-def test_each_core_rule_fires_alone_with_its_numbers(rule, change):
-    found = violations(tiny_design(**change))
-    assert len(found) == 1 and found[0].startswith(f"rule {rule}: layer ")
-    assert "the core has" in found[0]
-
-
-def test_weight_threshold_and_board_rules():
-    d = tiny_design()
-    arith = dataclasses.replace(d.spec.arithmetic, max_weight_bits=2)
-    assert RULES["weight-bits"](dataclasses.replace(d, spec=dataclasses.replace(d.spec, arithmetic=arith)))
-    arith = dataclasses.replace(d.spec.arithmetic, threshold_bits=8)
-    msgs = RULES["threshold-bits"](dataclasses.replace(d, spec=dataclasses.replace(d.spec, arithmetic=arith)))
-    assert msgs and msgs[0].startswith("rule threshold-bits: layer conv1")
-    small = dataclasses.replace(d, spec=d.spec.with_board(1, 1))
-    assert violations(small) == RULES["board-capacity"](small)
-    assert "rule board-capacity: the network needs" in violations(small)[0]
 
 
 def test_partition_refuses_a_core_too_small_for_one_window():
@@ -75,9 +36,9 @@ def test_fan_in_split_partial_sums_equal_the_direct_computation():
     li = 1  # conv2: split by fan-in
     assert plans[li].groups >= 2
     lay = model.layers[li]
-    units = 2 * lay.codes.astype(np.int64) - ((1 << lay.weight_bits) - 1)
+    units = lay.units
     x = rng.integers(0, 5, size=int(np.prod(lay.in_shape)))        # merged spike counts
-    from compiler.reference import conv3x3
+    from artifacts.intmath import conv3x3
     direct = conv3x3(x.reshape(1, *lay.in_shape), units).ravel()
     total = np.zeros_like(direct)
     for c in cores:
@@ -219,11 +180,35 @@ def test_parse_chips():
         parse_chips("many")
 
 
-def test_in_memory_images_describe_every_core():
+def test_in_memory_images_place_every_neuron_once_on_a_distinct_core_position():
+    from artifacts.chipimage import ROLES
+
     rng = np.random.default_rng(6)
     spec = tiny_spec()
     model = integer_model(random_layers(rng), spec=spec)
     meta, arrays = compile_in_memory(model, spec)
-    n = len(arrays["core.layer"])
-    assert len(arrays["core.neuron_ptr"]) == n + 1 and arrays["core.x"].shape == (n,)
-    assert arrays["core.neuron_ptr"][-1] >= sum(np.prod(l["out_shape"]) for l in meta["model"]["layers"])
+    ptr, neurons = arrays["core.neuron_ptr"], arrays["core.neurons"]
+    for li, layer in enumerate(meta["model"]["layers"]):
+        held = [neurons[ptr[c]:ptr[c + 1]] for c in np.nonzero(arrays["core.layer"] == li)[0]
+                if ROLES[arrays["core.role"][c]] != "partial"]
+        # every neuron of the layer on exactly one core that computes it
+        assert np.array_equal(np.sort(np.concatenate(held)), np.arange(np.prod(layer["out_shape"])))
+    xy = np.stack([arrays["core.x"], arrays["core.y"]], 1)
+    assert len(np.unique(xy, axis=0)) == len(xy)                     # one core per position
+    assert (xy >= 0).all() and (xy[:, 0] < meta["board"]["grid_x"]).all()
+    assert (xy[:, 1] < meta["board"]["grid_y"]).all()
+
+
+def test_route_grouping_is_exact_even_when_signatures_collide():
+    """Destination sets {0, 3} and {1, 2} get the same summed signature from these keys;
+    the grouping must still give them different routes (and keep equal sets together)."""
+    from compiler.connect import _group_routes
+
+    keys = np.array([1, 2, 3, 4], dtype=np.uint64)          # 1 + 4 == 2 + 3
+    src = np.array([0, 0, 1, 1, 2, 2])
+    dst = np.array([0, 3, 1, 2, 3, 0])
+    routes: list = []
+    route_of = _group_routes(src, dst, np.zeros(3, dtype=np.int64), 3, routes, keys)
+    assert route_of[0] == route_of[2] != route_of[1]
+    assert sorted(r[1].tolist() for r in routes) == [[0, 3], [1, 2]]
+    assert sorted(r[2] for r in routes) == [1, 2]

@@ -1,7 +1,7 @@
 import pytest
 
+from artifacts.errors import UserError
 from compiler.spec import load_spec, preset_names, spec_from_dict
-from spikemesh.errors import UserError
 
 
 def test_pku_preset_matches_the_public_figures():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from spikemesh.errors import UserError
+from artifacts.errors import UserError
 from training.checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from training.models import ModelConfig, build_model
 

@@ -6,7 +6,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from spikemesh.errors import UserError
+from artifacts.errors import UserError
 from training.data import load_dataset
 from training.data.cifar10 import FOLDER, load_cifar10
 

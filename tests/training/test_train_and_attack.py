@@ -1,6 +1,7 @@
 """End to end on the synthetic dataset: a short training run must beat a stated accuracy, and
 FGSM at eps 16/255 must lower it."""
 
+import pytest
 import torch
 
 from tests.conftest import E2E_MIN_ACCURACY
@@ -31,10 +32,20 @@ def test_fgsm_16_lowers_accuracy_and_reports_the_table(trained_synthetic):
     val = load_dataset("synthetic", val_size=500).val.head(200)
     result = evaluate_robustness(ckpt.model, val, AttackSpec("fgsm", eps=(2.0, 16.0)),
                                  progress=False)
-    for level in ("algo", "quant"):
+    x, y = val.images.float() / 255.0, val.labels
+    for level, bits in (("algo", None), ("quant", 4)):
         lv = result["levels"][level]
         assert lv["eps"]["16"]["adv_acc"] < lv["clean_acc"] - 10, lv
-        assert lv["eps"]["16"]["adv_loss"] == lv["clean_acc"] - lv["eps"]["16"]["adv_acc"]
+        # recomputed here, independently of the table code: FGSM on direct encoding is
+        # deterministic, so the same images give the same accuracies
+        ckpt.model.set_quantization(bits)
+        with torch.no_grad():
+            clean = 100.0 * float((ckpt.model(x).argmax(1) == y).float().mean())
+        x_adv = fgsm(ckpt.model, x, y, 16 / 255)
+        with torch.no_grad():
+            adv = 100.0 * float((ckpt.model(x_adv).argmax(1) == y).float().mean())
+        assert lv["clean_acc"] == pytest.approx(clean) and lv["eps"]["16"]["adv_acc"] == pytest.approx(adv)
+        assert lv["eps"]["16"]["adv_loss"] == pytest.approx(clean - adv)
         assert set(lv["spike_activity"]) == {"conv1", "conv2", "conv3", "fc1"}
         assert set(lv["nsr"]["16"]) == set(lv["spike_activity"])
     assert result["levels"]["quant"]["weight_bits"] == 4

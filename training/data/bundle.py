@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikemesh.errors import UserError
+from artifacts.errors import UserError
 
 DATASETS = ("synthetic", "cifar10")
 

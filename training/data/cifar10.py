@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from spikemesh.atomic import atomic_path
-from spikemesh.errors import UserError
+from artifacts.atomic import atomic_path
+from artifacts.errors import UserError
 from training.data.bundle import DatasetBundle, Split
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

@@ -1,7 +1,8 @@
 """The integer reference model run dense in torch: every neuron of every layer updated every
 step, as a GPU-style or framework simulator would. It is the baseline chipsim's event-driven
 speed is measured against (issue 4), and it must give identical results to
-``compiler.reference`` and to the chip.
+``compiler.reference`` and to the chip. It lives with the benchmarks, not in the compiler: no
+compiler pass uses it. The LIF step is ``artifacts.intmath.lif_step`` on tensors.
 
 Products run in floating point where that is exact, which is what makes dense torch fast: a
 layer's sums are computed with its small unshifted weights (2c - n, times the pixel gain on a
@@ -17,19 +18,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compiler.integer_model import IntegerModel, IntLayer
+from artifacts import intmath
+from compiler.integer_model import IntegerModel
 from compiler.reference import ReferenceResult, encode_events, host_first_layer_current
-from spikemesh.hostinput import MAX_INPUT_EVENT
 
 _FLOAT32_EXACT = 1 << 24
 _FLOAT64_EXACT = 1 << 53
-
-
-def max_event(model: IntegerModel, index: int) -> int:
-    """The largest value one input of layer ``index`` can carry in one step."""
-    if index == 0:
-        return MAX_INPUT_EVENT[model.encoding]
-    return 4 if model.layers[index].pooled_input else 1
 
 
 class _DenseLayer:
@@ -41,7 +35,7 @@ class _DenseLayer:
         units = layer.units
         gain = 1 if layer.channel_gain is None else int(np.abs(layer.channel_gain).max())
         per_output = np.abs(units).reshape(units.shape[0], -1).sum(axis=1).max()
-        bound = int(per_output) * gain * max_event(model, index)
+        bound = int(per_output) * gain * model.max_axon_event(index)
         if bound >= _FLOAT64_EXACT:
             raise ValueError(f"layer {layer.name}: sums up to {bound} are not exact in float64")
         self.dtype = torch.float32 if bound < _FLOAT32_EXACT else torch.float64
@@ -86,30 +80,19 @@ def run_reference_torch(model: IntegerModel, images: np.ndarray, *,
                 layer = dense.layer
                 if layer.pooled_input:     # the merged axon sees the spike count of its 4 sources
                     n, c, h, w = x.shape
-                    x = x.reshape(n, c, h // 2, 2, w // 2, 2).sum(dim=(3, 5))
+                    x = x.reshape(n, c, h // 2, 2, w // 2, 2).sum(dim=(3, 5))   # intmath.merge_pool
                 cur = host_cur if (i == 0 and host_cur is not None) else dense.current(x)
                 if layer.kind == "out":
                     acc += cur.reshape(b, -1)
                     break
                 if dense.bias is not None:
                     cur = cur + dense.bias
-                v = _leak(layer, u[layer.name]) + cur.reshape(u[layer.name].shape)
-                v.clamp_(lo, hi)
-                s = v > layer.threshold
-                if layer.reset == "soft":
-                    v -= layer.threshold * s
-                else:
-                    v.masked_fill_(s, 0)
+                v, s = intmath.lif_step(u[layer.name], cur.reshape(u[layer.name].shape),
+                                        layer.threshold, layer.leak.shift, layer.leak.multiplier,
+                                        layer.reset == "soft", lo, hi)
                 u[layer.name] = v
                 counts[layer.name] += s.reshape(b, -1).sum(dim=1)
                 x = s.to(torch.int64)
     logits = acc.numpy()
     return ReferenceResult(logits, logits.argmax(axis=1),
                            {k: v.numpy() for k, v in counts.items()}, None)
-
-
-def _leak(layer: IntLayer, u: torch.Tensor) -> torch.Tensor:
-    """The integer leak; ``>>`` on int64 tensors is an arithmetic (flooring) shift, as on chip."""
-    if layer.leak.multiplier == 1:
-        return u >> layer.leak.shift
-    return (u * layer.leak.multiplier) >> layer.leak.shift

@@ -2,11 +2,11 @@
 gives exactly the numpy reference's results."""
 
 import numpy as np
-import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 
 from compiler.reference import run_reference
-from compiler.reference_torch import _DenseLayer, run_reference_torch
+from spikemesh.bench.torch_baseline import _DenseLayer, run_reference_torch
 from tests.helpers import MEAN, NETWORK_CASES, STD, integer_model, random_images, random_layers, tiny_spec
 
 
@@ -29,7 +29,6 @@ def test_each_layer_takes_float32_only_where_its_sums_are_exact():
     model = integer_model(random_layers(rng), encoding="direct", bits=4,
                           spec=tiny_spec(input_path="graded"))
     dtypes = {l.name: _DenseLayer(model, i).dtype for i, l in enumerate(model.layers)}
-    torch = pytest.importorskip("torch")
     # graded pixels x gains reach 2^24 on conv1; spike layers sum at most fan-in x 15
     assert dtypes["conv1"] == torch.float64
     assert all(dtypes[n] == torch.float32 for n in ("conv2", "fc1", "out"))

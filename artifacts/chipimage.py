@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from spikemesh.atomic import write_atomic
-from spikemesh.errors import UserError
+from artifacts.atomic import write_atomic
+from artifacts.errors import UserError
 
 MAGIC = b"SPIKEMESH-CHIP\x00"
 CONTAINER_VERSION = 1
