@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from artifacts import intmath
+from artifacts.chipimage import ROLE_HOME, ROLE_PARTIAL, merged_sources
 from chipsim import simd
 from chipsim.machine import Machine
-from spikemesh.chipimage import ROLE_HOME, ROLE_PARTIAL, merged_sources
-from spikemesh.hostinput import MAX_INPUT_EVENT
 
 
 @dataclass
@@ -139,7 +139,7 @@ def flatten(m: Machine, quads: bool | None = None) -> Flat:
     layer_sizes = np.array([lay.n_neurons for lay in m.layers], dtype=np.int64)
     acc_bound = _accumulator_bound(m, cores, lc, abase, axon_gain, host_fed)
     acc_dtype = np.int32 if acc_bound < np.iinfo(np.int32).max else np.int64
-    use_quads = simd.host_has_vnni() if quads is None else quads
+    use_quads = simd.has_vnni() if quads is None else quads
     quad = aligned = np.zeros(len(cores), dtype=bool)
     if use_quads and acc_dtype == np.int32:
         quad, aligned = _quad_cores(m, lc, abase, axon_gain, entries.axon_entry)
@@ -442,9 +442,7 @@ def _axon_sources(m: Machine, layer: int, axons: np.ndarray) -> np.ndarray:
 
 def _max_event(m: Machine, layer: int) -> int:
     """Largest value one axon of ``layer`` can receive in one step (before the axon gain)."""
-    if layer == 0:
-        return MAX_INPUT_EVENT[m.encoding]
-    return 4 if m.layers[layer].pooled_input else 1
+    return intmath.max_axon_event(layer, m.encoding, m.layers[layer].pooled_input)
 
 
 def _accumulator_bound(m: Machine, cores, lc: list[_LocalOrder], abase, axon_gain,

@@ -27,11 +27,14 @@ int64. The result matches compiler.reference bit for bit.
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit, prange
+from collections import namedtuple
 
+import numpy as np
+from numba import prange
+
+from artifacts.chipimage import ROLE_HOME, ROLE_PARTIAL
 from chipsim import simd
-from spikemesh.chipimage import ROLE_HOME, ROLE_PARTIAL
+from chipsim.jit import njit
 
 # Axons whose rows share a pattern of synapse runs are added up to GROUP at a time: one pass
 # loads and stores the accumulators once for GROUP rows. The add is store-bound otherwise
@@ -39,8 +42,25 @@ from spikemesh.chipimage import ROLE_HOME, ROLE_PARTIAL
 # not in cache 4x faster, as the four rows' loads overlap).
 GROUP = 4
 
+# The kernels take their arrays as named tuples (Numba types them field by field), so no call
+# passes dozens of positional arrays that a swap could silently misplace.
+# ChipArrays: the flattened chip (chipsim.flat.Flat's fields of the same names), read-only.
+ChipArrays = namedtuple("ChipArrays", [
+    "core_role", "nbase", "abase", "xbase", "core_shift", "layer_core_ptr", "threshold",
+    "leak_shift", "leak_mult", "soft_reset", "is_output", "layer_nbase", "slot_neuron",
+    "slot_bias", "out_slot_class", "axon_gain", "axon_nnz", "xbar", "rbase", "row_pattern",
+    "run_ptr", "run_lo", "run_hi", "axon_entry", "slot_entry", "input_entry", "region_ptr",
+    "in_route", "slot_route", "psum_ptr", "psum_seg", "host_currents", "mem_lo", "mem_hi",
+    "qbase", "qaligned", "xquad"])
+# Counters: what a run writes, per image (batch axis first in run_batch): output accumulators
+# (classes,), spike record (T, neurons) or (0, 0), and per core / per route counters.
+Counters = namedtuple("Counters", ["out", "record", "spikes_out", "sops", "pk_in", "pk_out",
+                                   "route_pk"])
+# Workspace: one thread's scratch state, zero between images (see run_image).
+Workspace = namedtuple("Workspace", ["acc", "count", "value", "events", "quad_ids", "quad_in"])
 
-@njit(cache=True, nogil=True, fastmath=True, _nrt=False)
+
+@njit(nogil=True, fastmath=True, _nrt=False)
 def _add_rows(acc, xbar, s0, lo, n, rows, vas, m):
     """acc[s0:s0+n] += sum over q < m of xbar[rows[q]+lo : rows[q]+lo+n] * vas[q]. Over 1-D
     slices Numba vectorizes each loop (AVX-512 vpmovsxbd/vpmulld/vpaddd on int32)."""
@@ -69,7 +89,7 @@ def _add_rows(acc, xbar, s0, lo, n, rows, vas, m):
         dst[j] += x0[j] * v0 + x1[j] * v1 + x2[j] * v2 + x3[j] * v3
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(nogil=True, _nrt=False)
 def _add_group(acc, xbar, s0, rows, vas, m, pattern, run_ptr, run_lo, run_hi):
     """Add m pending rows that share ``pattern``, run by run. The helpers below allocate
     nothing, so they are compiled without reference counting: its atomic increments on every
@@ -79,7 +99,7 @@ def _add_group(acc, xbar, s0, rows, vas, m, pattern, run_ptr, run_lo, run_hi):
         _add_rows(acc, xbar, s0 + lo, lo, run_hi[k] - lo, rows, vas, m)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(nogil=True, _nrt=False)
 def _read_axons(acc, s0, nn, a0, a1, r0, x0, axon_entry, ev32, e0, host_events, axon_nnz,
                 axon_gain, row_pattern, xbar, run_ptr, run_lo, run_hi, pend_row, pend_va,
                 pend_m, pend_pattern):
@@ -120,7 +140,7 @@ def _read_axons(acc, s0, nn, a0, a1, r0, x0, axon_entry, ev32, e0, host_events, 
     return n_pk, n_sop
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(nogil=True, _nrt=False, inline="always")
 def _silent(ev32, e):
     """Whether entry e of an entry-major region received no events in any step."""
     for h in range(ev32.shape[1]):
@@ -129,7 +149,7 @@ def _silent(ev32, e):
     return True
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(nogil=True, _nrt=False)
 def _read_quads(acc, s0, nn, a0, a1, q0, aligned, axon_entry, ev32, e0, host_events,
                 axon_nnz, axon_gain, xquad, quad_ids, quad_in):
     """One quad core (flat._quad_cores), all T steps, four steps at a time. Each quad's inputs
@@ -173,7 +193,7 @@ def _read_quads(acc, s0, nn, a0, a1, q0, aligned, axon_entry, ev32, e0, host_eve
     return n_pk, n_sop
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(nogil=True, _nrt=False, inline="always")
 def _packets(u, host_events):
     """Packets in each byte of u (int64): the byte itself for spikes (a spike packet carries
     1), 1 per non-zero byte for host events (one packet each)."""
@@ -183,7 +203,7 @@ def _packets(u, host_events):
     return w
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(nogil=True, _nrt=False)
 def _gather_quad(ev32, h, axon_entry, axon_gain, a, n_axons, e0, host_events):
     """Steps 4h .. 4h + 3 of axons a .. a + n_axons - 1 (n_axons <= 4) from an entry-major
     region: the packed inputs of each step (byte k: axon a + k's event x gain, < 256; no byte
@@ -210,7 +230,7 @@ def _gather_quad(ev32, h, axon_entry, axon_gain, a, n_axons, e0, host_events):
             (x01 >> 16) | (x23 & 0xFFFF0000), (y01 >> 16) | (y23 & 0xFFFF0000), pk)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(nogil=True, _nrt=False)
 def _dot_quads(acc, t0, s0, nn, q0, xquad, quad_ids, quad_in, n):
     """acc[t0 + k, s0 + j] += sum over i < n of the dot product of quad quad_ids[i]'s four
     weights to column j with the four bytes of quad_in[i, k], for the four steps k. Columns
@@ -249,14 +269,14 @@ def _dot_quads(acc, t0, s0, nn, q0, xquad, quad_ids, quad_in, n):
         b += simd.LANES
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(nogil=True, _nrt=False, inline="always")
 def _dot64(v0, v1, v2, v3, u, w0, w1, w2, w3):
     """One step's sums over 64 columns: each 16-column vector v_k gets the dot products of
     the four input bytes u with the weights w_k."""
     return simd.dot4(v0, u, w0), simd.dot4(v1, u, w1), simd.dot4(v2, u, w2), simd.dot4(v3, u, w3)
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(nogil=True, _nrt=False, inline="always")
 def _add4(acc, t, off, v0, v1, v2, v3):
     """acc[t, off : off + 64] += the four vectors, unless t is a padding step (T % 4 != 0)."""
     if t < acc.shape[0]:
@@ -267,14 +287,14 @@ def _add4(acc, t, off, v0, v1, v2, v3):
         simd.add_into(row, off + 48, v3)
 
 
-@njit(cache=True, nogil=True, _nrt=False, inline="always")
+@njit(nogil=True, _nrt=False, inline="always")
 def _add1(acc, t, off, v):
     """acc[t, off : off + 16] += v, unless t is a padding step."""
     if t < acc.shape[0]:
         simd.add_into(acc[t], off, v)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(nogil=True, _nrt=False)
 def _read_home(acc, s0, nn, a0, axon_entry, count, value):
     """A host-fed home core: host currents land on axon j = neuron j."""
     n_pk = 0
@@ -286,7 +306,7 @@ def _read_home(acc, s0, nn, a0, axon_entry, count, value):
     return n_pk
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(nogil=True, _nrt=False)
 def _send_partials(acc, s0, lbase, g0, g1, psum_seg, route_pk, pk_in):
     """A partial-sum core sends each non-zero sum to its home neuron: segment by segment
     (flat._partial_segments), the sums are added into the home slots' accumulators (the home
@@ -314,7 +334,7 @@ def _send_partials(acc, s0, lbase, g0, g1, psum_seg, route_pk, pk_in):
     return n_out
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(nogil=True, _nrt=False)
 def _tick(acc, s0, sl0, nn, shift, slot_bias, th, leak_shift, leak_mult, soft, mem_lo, mem_hi,
           slot_entry, slot_route, events, e0, es, ts, route_pk, record, rec_base, slot_neuron,
           do_record):
@@ -350,7 +370,7 @@ def _tick(acc, s0, sl0, nn, shift, slot_bias, th, leak_shift, leak_mult, soft, m
     return n_spk, n_out
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(nogil=True, _nrt=False)
 def _tick_output(acc, s0, sl0, nn, shift, slot_bias, out_slot_class, out):
     """Output neurons only accumulate their input current."""
     for j in range(nn):
@@ -359,17 +379,13 @@ def _tick_output(acc, s0, sl0, nn, shift, slot_bias, out_slot_class, out):
             acc[t, s0 + j] = 0
 
 
-@njit(cache=True, nogil=True)
-def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr, threshold,
-              leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron, slot_bias,
-              out_slot_class, axon_gain, axon_nnz, xbar, rbase, row_pattern, run_ptr, run_lo,
-              run_hi, axon_entry, slot_entry, input_entry, region_ptr, in_route, slot_route,
-              psum_ptr, psum_seg, host_currents, mem_lo, mem_hi, qbase, qaligned, xquad, out,
-              record, spikes_out, sops, pk_in, pk_out, route_pk, acc, count, value, events,
-              quad_ids, quad_in):
+@njit(nogil=True)
+def run_image(inputs, chip, res, ws):
     """Run all T steps of one image. ``inputs`` (T, n_in) int64 event values (0 = no event),
     or with ``host_currents`` the currents the host computed for layer 0's home cores.
-    ``record`` is (T, n_neurons_total) uint8 or (0, 0) to skip recording.
+    ``chip`` is the chip's read-only arrays (ChipArrays), ``res`` this image's counters
+    (Counters, one image's slice), ``ws`` the thread's workspace (Workspace). ``record`` is
+    (T, n_neurons_total) uint8 or (0, 0) to skip recording.
 
     Workspace (``new_workspace``), all zero on entry and left zero on return:
     - ``acc`` (T, widest layer's slots): input accumulators, int32 where the compiler-side
@@ -385,6 +401,13 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
       ``host_currents``, the packets and current each layer-0 home neuron receives per step;
     - ``quad_ids`` (most quads of a core,) int64 and ``quad_in`` (that, 4) uint32: a quad
       core's quads with an input in four steps, and those inputs."""
+    (core_role, nbase, abase, xbase, core_shift, layer_core_ptr, threshold, leak_shift, leak_mult,
+     soft_reset, is_output, layer_nbase, slot_neuron, slot_bias, out_slot_class, axon_gain,
+     axon_nnz, xbar, rbase, row_pattern, run_ptr, run_lo, run_hi, axon_entry, slot_entry,
+     input_entry, region_ptr, in_route, slot_route, psum_ptr, psum_seg, host_currents, mem_lo,
+     mem_hi, qbase, qaligned, xquad) = chip
+    out, record, spikes_out, sops, pk_in, pk_out, route_pk = res
+    acc, count, value, events, quad_ids, quad_in = ws
     n_steps = inputs.shape[0]
     n_layers = layer_core_ptr.shape[0] - 1
     pend_row = np.zeros((n_steps, GROUP), dtype=np.int64)   # rows waiting to be added together
@@ -457,7 +480,7 @@ def run_image(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr
             pk_out[c] += n_out
 
 
-@njit(cache=True, nogil=True)
+@njit(nogil=True)
 def _region(events, region_ptr, layer_core_ptr, qaligned, l):
     """Layer l's region of ``events`` (its entries x T rounded up to a multiple of 4 bytes)
     and its strides (per entry, per step): step-major when the layer's crossbar cores are
@@ -471,7 +494,7 @@ def _region(events, region_ptr, layer_core_ptr, qaligned, l):
     return region, n_rows, 1
 
 
-@njit(cache=True)
+@njit
 def new_workspace(n_steps, nbase, abase, layer_core_ptr, region_ptr, acc_proto):
     """Zeroed per-thread state for ``run_image`` (see there)."""
     widest = 0
@@ -480,34 +503,25 @@ def new_workspace(n_steps, nbase, abase, layer_core_ptr, region_ptr, acc_proto):
     most_quads = 0
     for c in range(abase.shape[0] - 1):
         most_quads = max(most_quads, (abase[c + 1] - abase[c] + 3) // 4)
-    return (np.zeros((n_steps, widest), dtype=acc_proto.dtype),
-            np.zeros((region_ptr[1], n_steps), dtype=np.int32),
-            np.zeros((region_ptr[1], n_steps), dtype=acc_proto.dtype),
-            np.zeros((n_steps + 3) // 4 * 4 * region_ptr[-1], dtype=np.uint8),
-            np.zeros(most_quads, dtype=np.int64),
-            np.zeros((most_quads, 4), dtype=np.uint32))
+    return Workspace(np.zeros((n_steps, widest), dtype=acc_proto.dtype),
+                     np.zeros((region_ptr[1], n_steps), dtype=np.int32),
+                     np.zeros((region_ptr[1], n_steps), dtype=acc_proto.dtype),
+                     np.zeros((n_steps + 3) // 4 * 4 * region_ptr[-1], dtype=np.uint8),
+                     np.zeros(most_quads, dtype=np.int64),
+                     np.zeros((most_quads, 4), dtype=np.uint32))
 
 
-@njit(cache=True, parallel=True)
-def run_batch(inputs, core_role, nbase, abase, xbase, core_shift, layer_core_ptr, threshold,
-              leak_shift, leak_mult, soft_reset, is_output, layer_nbase, slot_neuron, slot_bias,
-              out_slot_class, axon_gain, axon_nnz, xbar, rbase, row_pattern, run_ptr, run_lo,
-              run_hi, axon_entry, slot_entry, input_entry, region_ptr, in_route, slot_route,
-              psum_ptr, psum_seg, host_currents, mem_lo, mem_hi, qbase, qaligned, xquad,
-              acc_proto, out, record, spikes_out, sops, pk_in, pk_out, route_pk, n_workers):
-    """``run_image`` over a batch (B, T, n_in); every output array has a leading batch axis.
-    ``n_workers`` (<= the batch) workers each allocate one workspace (a few MB) and reuse it
-    for their images: allocating it per image cost more in page faults than the arithmetic."""
+@njit(parallel=True)
+def run_batch(inputs, chip, res, acc_proto, n_workers):
+    """``run_image`` over a batch (B, T, n_in); every array of ``res`` (Counters) has a
+    leading batch axis. ``n_workers`` (<= the batch) workers each allocate one workspace (a few
+    MB) and reuse it for their images: allocating it per image cost more in page faults than
+    the arithmetic."""
     b = inputs.shape[0]
     for w in prange(n_workers):
-        acc, count, value, events, quad_ids, quad_in = new_workspace(
-            inputs.shape[1], nbase, abase, layer_core_ptr, region_ptr, acc_proto)
+        ws = new_workspace(inputs.shape[1], chip.nbase, chip.abase, chip.layer_core_ptr,
+                           chip.region_ptr, acc_proto)
         for i in range(w, b, n_workers):
-            run_image(inputs[i], core_role, nbase, abase, xbase, core_shift, layer_core_ptr,
-                      threshold, leak_shift, leak_mult, soft_reset, is_output, layer_nbase,
-                      slot_neuron, slot_bias, out_slot_class, axon_gain, axon_nnz, xbar, rbase,
-                      row_pattern, run_ptr, run_lo, run_hi, axon_entry, slot_entry, input_entry,
-                      region_ptr, in_route, slot_route, psum_ptr, psum_seg, host_currents,
-                      mem_lo, mem_hi, qbase, qaligned, xquad, out[i], record[i], spikes_out[i],
-                      sops[i], pk_in[i], pk_out[i], route_pk[i], acc, count, value, events,
-                      quad_ids, quad_in)
+            run_image(inputs[i], chip, Counters(res.out[i], res.record[i], res.spikes_out[i],
+                                                res.sops[i], res.pk_in[i], res.pk_out[i],
+                                                res.route_pk[i]), ws)

@@ -6,7 +6,8 @@ kernel needs.
 which is one AVX-512 VNNI instruction (vpdpbusd: 64 multiply-adds, no saturation). On a CPU
 without VNNI the same sum is emitted as portable LLVM vector code: the result is identical,
 only slower. Which of the two is decided when Numba compiles, from the features of the CPU it
-compiles for (Numba's cache keys machine code by CPU, so a cached kernel never runs on another).
+compiles for (``has_vnni``; Numba's cache keys machine code by CPU name and features, so a
+cached kernel never runs on another).
 
 The vectors live in registers: Numba keeps a value of these types as one LLVM <16 x i32> or
 <64 x i8>. Loading the weights apart from the dot product lets a kernel use one load for
@@ -15,6 +16,8 @@ several dot products (kernels._dot_quads: four time steps).
 
 from __future__ import annotations
 
+import llvmlite.binding as llvm
+import numba
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -42,18 +45,19 @@ int32x16 = _Vector(name="int32x16")     # 16 int32 lanes: sums
 int8x64 = _Vector(name="int8x64")       # 64 int8 lanes: a quad's weights to 16 columns
 
 
-def has_vnni(context) -> bool:
-    """Whether the machine code Numba emits may use AVX-512 VNNI. Numba keeps the feature
-    string it compiles for (the host's, or NUMBA_CPU_FEATURES) in a private attribute; if a
-    later Numba drops it this answers False, and the portable code runs."""
-    features = (getattr(context.codegen(), "_tm_features", "") or "").split(",")
-    return "+avx512vnni" in features and "+avx512bw" in features
-
-
-def host_has_vnni() -> bool:
-    """Whether Numba compiles for a CPU with AVX-512 VNNI here."""
-    from numba.core.registry import cpu_target
-    return has_vnni(cpu_target.target_context)
+def has_vnni() -> bool:
+    """Whether the machine code Numba emits here may use AVX-512 VNNI, read by public routes:
+    NUMBA_CPU_FEATURES when set (Numba then compiles for exactly those), else the host's
+    features as llvmlite reports them. A target CPU named without a feature list
+    (NUMBA_CPU_NAME alone) answers False: the portable code is exact on every CPU, only slower."""
+    features = numba.config.CPU_FEATURES
+    if features:
+        flags = set(features.split(","))
+        return "+avx512vnni" in flags and "+avx512bw" in flags
+    if numba.config.CPU_NAME and numba.config.CPU_NAME != "host":
+        return False
+    host = llvm.get_host_cpu_features()
+    return bool(host.get("avx512vnni", False)) and bool(host.get("avx512bw", False))
 
 
 def _data_pointer(context, builder, array_type, array, offset, element):
@@ -113,7 +117,7 @@ def make_dot4(vnni: bool | None = None):
             splat = builder.shuffle_vector(
                 builder.insert_element(ir.Constant(_VEC, None), pk32, ir.Constant(_I32, 0)),
                 ir.Constant(_VEC, None), ir.Constant(_VEC, [0] * LANES))
-            use_vnni = has_vnni(context) if vnni is None else vnni
+            use_vnni = has_vnni() if vnni is None else vnni
             if use_vnni:
                 fn = cgutils.get_or_insert_function(
                     builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]),
