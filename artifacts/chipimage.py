@@ -58,7 +58,11 @@ def write_chip_image(path: str | Path, meta: dict[str, Any], arrays: dict[str, n
 
 
 def read_chip_image(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read, checksum and validate a whole chip image (``artifacts.imagecheck``): what it
+    returns is safe to hand to the simulator's native kernels."""
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"chip image {p} is a directory; pass the file written by `spikemesh compile`")
     if not p.is_file():
         raise UserError(f"chip image {p} does not exist; make one with "
                         f"`spikemesh compile MODEL.pt --out {p}`")
@@ -76,8 +80,12 @@ def read_chip_image(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndar
         with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         meta = json.loads(arrays.pop("__meta__").tobytes().decode())
-    except Exception as exc:  # a valid checksum over a bad payload means a writer bug
+    except Exception as exc:  # a valid checksum over a bad payload: a writer bug or an edit
         raise UserError(f"{p} has a valid checksum but an unreadable payload ({exc}); recompile it") from None
+    check_image_format(meta, str(p))
+    from artifacts.imagecheck import validate_image  # here: imagecheck imports this module
+
+    validate_image(meta, arrays, str(p))
     return meta, arrays
 
 

@@ -25,14 +25,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from artifacts.errors import UserError
+from artifacts.limits import MAX_DIM, MAX_LAYER_NEURONS, MAX_TIMESTEPS, MAX_WEIGHT_BITS
 
 LAYER_LIST_FORMAT = "spikemesh.layers"
 LAYER_LIST_VERSION = 1
 KINDS = ("conv", "fc", "out")
 RESETS = ("soft", "hard")
 ENCODINGS = ("direct", "rate", "phase", "latency")
-MAX_TIMESTEPS = 1024
-MAX_WEIGHT_BITS = 8
 
 
 @dataclass(frozen=True)
@@ -91,8 +90,10 @@ def _finite(v: Any) -> bool:
 
 def _shape(v: Any, where: str, what: str) -> tuple[int, ...]:
     _need(isinstance(v, list | tuple) and len(v) in (1, 3)
-          and all(_int(d) and 1 <= d <= 1 << 24 for d in v), where,
+          and all(_int(d) and 1 <= d <= MAX_DIM for d in v), where,
           f"has an invalid {what} {v!r} (1 or 3 positive integers)")
+    _need(math.prod(v) <= MAX_LAYER_NEURONS, where, f"has a {what} {v!r} of more than "
+          f"{MAX_LAYER_NEURONS:,} values")
     return tuple(int(d) for d in v)
 
 
@@ -108,7 +109,7 @@ def parse_layer_list(d: Any, where: str) -> LayerList:
     t, enc, ncls = d.get("timesteps"), d.get("encoding"), d.get("num_classes")
     _need(_int(t) and 1 <= t <= MAX_TIMESTEPS, where, f"has timesteps {t!r} (1..{MAX_TIMESTEPS})")
     _need(enc in ENCODINGS, where, f"has encoding {enc!r} (one of {', '.join(ENCODINGS)})")
-    _need(_int(ncls) and ncls >= 1, where, f"has num_classes {ncls!r}")
+    _need(_int(ncls) and 1 <= ncls <= MAX_DIM, where, f"has num_classes {ncls!r}")
     inp = d.get("input")
     _need(isinstance(inp, dict), where, "has no input description")
     shape = _shape(inp.get("shape"), where, "input shape")

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from artifacts import intmath
-from artifacts.chipimage import ROLE_HOME, ROLE_PARTIAL, check_image_format, expand_crossbar, read_chip_image
+from artifacts.chipimage import ROLE_HOME, ROLE_PARTIAL, expand_crossbar, read_chip_image
+from artifacts.imagecheck import validate_image
 
 
 @dataclass
@@ -106,7 +107,7 @@ def load_machine(path: str | Path) -> Machine:
 
 def machine_from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray],
                         where: str = "chip image") -> Machine:
-    check_image_format(meta, where)
+    validate_image(meta, arrays, where)     # nothing below, nor any kernel, trusts the image
     m = meta["model"]
     layers = []
     for i, lm in enumerate(m["layers"]):

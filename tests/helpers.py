@@ -38,6 +38,11 @@ def random_layers(rng: np.random.Generator, *, channels=(4, 6), size=8, hidden=1
     ]
 
 
+def norm_of(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """MEAN and STD cycled to ``channels`` input channels (an image needs one per channel)."""
+    return (tuple(MEAN[i % 3] for i in range(channels)), tuple(STD[i % 3] for i in range(channels)))
+
+
 def tiny_spec(**arith):
     d = {k: dict(v) if isinstance(v, dict) else v for k, v in TINY_CHIP.items()}
     d["arithmetic"].update(arith)
@@ -46,8 +51,9 @@ def tiny_spec(**arith):
 
 def integer_model(layers, *, encoding="direct", bits=4, reset="soft", timesteps=4, spec=None):
     spec = spec or tiny_spec()
+    mean, std = norm_of(layers[0]["in_shape"][0])
     return build_integer_model(layers, timesteps=timesteps, encoding=encoding, weight_bits=bits,
-                               mean=MEAN, std=STD, reset=reset, arith=spec.arithmetic,
+                               mean=mean, std=std, reset=reset, arith=spec.arithmetic,
                                num_classes=layers[-1]["out_shape"][0])
 
 
@@ -58,7 +64,7 @@ def compile_in_memory(model: IntegerModel, spec, chips=None):
                   "cores": p.cores} for p in plans]
     return build_image(model, spec, cores, routes, placement, tables,
                        provenance={"source": "random", "source_sha256": "", "compiler": "test"},
-                       norm=(MEAN, STD), extra={"plans": plan_meta})
+                       norm=norm_of(model.layers[0].in_shape[0]), extra={"plans": plan_meta})
 
 
 def random_images(rng: np.random.Generator, n: int, size: int = 8, channels: int = 3) -> np.ndarray:

@@ -6,11 +6,12 @@ import torch
 
 from artifacts.chipimage import expand_crossbar, read_chip_image
 from artifacts.errors import UserError
+from artifacts.mesh import EAST, LOCAL, SOUTH, STEP, xy_tables
 from compiler.compile import compile_checkpoint, parse_chips
 from compiler.connect import HOST, connect, core_edges
 from compiler.partition import holders, home_capacity, partition
 from compiler.place import Grid, place
-from compiler.route import EAST, LOCAL, SOUTH, STEP, route_all, xy_path_links
+from compiler.route import route_all
 from compiler.spec import load_spec
 from tests.helpers import compile_in_memory, integer_model, random_layers, tiny_spec
 from training.checkpoint import save_checkpoint
@@ -78,8 +79,15 @@ def test_host_fed_conv_cores_hold_every_channel_of_a_window():
 
 
 def test_xy_paths_go_x_first():
-    hops = xy_path_links(0, 0, 2, 1)
-    assert [(x, y, p) for x, y, p in hops] == [(0, 0, EAST), (1, 0, EAST), (2, 0, SOUTH)]
+    """One route from (0, 0) to (2, 1) on a 3x2 grid: east, east, then south, then deliver."""
+    one = np.array([0])
+    router, route, ports, load = xy_tables(one, one, np.array([0, 1]), np.array([2]), np.array([1]),
+                                           np.array([5]), 3, 2)
+    assert route.tolist() == [0, 0, 0, 0]
+    assert list(zip(router.tolist(), ports.tolist(), strict=True)) == [
+        (0, 1 << EAST), (1, 1 << EAST), (2, 1 << SOUTH), (5, 1 << LOCAL)]
+    assert load.nonzero()[0].tolist() == [0 * 4 + EAST, 1 * 4 + EAST, 2 * 4 + SOUTH]
+    assert set(load[load > 0].tolist()) == {5.0}
 
 
 def tiny_routed(seed: int):
