@@ -40,6 +40,7 @@ from artifacts.chipimage import (
     merged_sources,
 )
 from artifacts.errors import UserError
+from artifacts.intmath import PHASE_DENOM, POOL_DENOM
 from artifacts.layers import ENCODINGS, KINDS, RESETS
 from artifacts.mesh import xy_tables
 
@@ -95,18 +96,21 @@ def _check_spec(spec: dict[str, Any]) -> None:
     a = spec["arithmetic"]
     _need(a["threshold_bits"] < a["membrane_bits"], "spec.arithmetic.threshold_bits is not below "
           "membrane_bits")
+    _need(isinstance(spec.get("name"), str), "spec.name is not text")
 
 
 def _check_meta(meta: Any) -> dict[str, Any]:
     meta = _dict(meta, "the self-description")
-    _need(meta.get("format") == IMAGE_FORMAT and meta.get("format_version") == IMAGE_VERSION,
+    _need(meta.get("format") == IMAGE_FORMAT and _int(meta.get("format_version"), IMAGE_VERSION,
+                                                      IMAGE_VERSION),
           f"format {meta.get('format')!r} version {meta.get('format_version')!r} is not "
           f"{IMAGE_FORMAT!r} version {IMAGE_VERSION}")
     spec = _dict(meta.get("spec"), "spec")
     _check_spec(spec)
     board = _dict(meta.get("board"), "board")
     cx, cy = spec["mesh"]["cores_x"], spec["mesh"]["cores_y"]
-    _need(board.get("chips_x") == spec["board"]["chips_x"]
+    _need(all(_int(board.get(k), 1, limits.MAX_ROUTERS) for k in ("chips_x", "chips_y", "grid_x", "grid_y"))
+          and board.get("chips_x") == spec["board"]["chips_x"]
           and board.get("chips_y") == spec["board"]["chips_y"]
           and board.get("grid_x") == cx * board["chips_x"]
           and board.get("grid_y") == cy * board["chips_y"],
@@ -119,7 +123,8 @@ def _check_meta(meta: Any) -> dict[str, Any]:
     _need(_int(m.get("timesteps"), 1, limits.MAX_TIMESTEPS),
           f"timesteps {m.get('timesteps')!r} is outside 1..{limits.MAX_TIMESTEPS}")
     _need(m.get("encoding") in ENCODINGS, f"encoding {m.get('encoding')!r} is unknown")
-    _need(m.get("input_path") in INPUT_PATHS, f"input_path {m.get('input_path')!r} is unknown")
+    _need(m.get("input_path") in INPUT_PATHS and m["input_path"] == arith["input_path"],
+          f"input_path {m.get('input_path')!r} is unknown or differs from the spec's")
     _need(m.get("membrane_bits") == arith["membrane_bits"],
           "model.membrane_bits differs from the spec's")
     raw = m.get("layers")
@@ -153,7 +158,9 @@ def _check_meta(meta: Any) -> dict[str, Any]:
         k = l.get("weight_bits")
         _need(_int(k, 1, arith["max_weight_bits"]), f"{here} has weight_bits {k!r}")
         _need(_int(l.get("weight_shift"), 0, limits.MAX_WEIGHT_SHIFT), f"{here} has a bad weight_shift")
-        _need(_int(l.get("in_denominator"), 1, 1 << 16), f"{here} has a bad in_denominator")
+        denom = (PHASE_DENOM if i == 0 and m["encoding"] == "phase" else POOL_DENOM if pooled else 1)
+        _need(_int(l.get("in_denominator"), denom, denom),
+              f"{here} has in_denominator {l.get('in_denominator')!r}, not {denom}")
         top = (1 << arith["threshold_bits"]) - 1
         theta = l.get("threshold")
         if kind == "out":
@@ -161,9 +168,11 @@ def _check_meta(meta: Any) -> dict[str, Any]:
         else:
             _need(_int(theta, 1, top), f"{here} has threshold {theta!r}, outside 1..{top}")
         shift, mult = l.get("leak_shift"), l.get("leak_multiplier")
-        _need(_int(shift, 0, 62) and _int(mult, 0, 1 << 16), f"{here} has a bad leak")
+        _need(_int(shift, 0, 62) and _int(mult, 1, 1 << 16) and mult <= 1 << shift
+              and (kind != "out" or (shift, mult) == (0, 1)),
+              f"{here} has leak {mult}/2^{shift}, not in (0, 1] (1 for the output layer)")
         _need(l.get("reset") in RESETS, f"{here} has reset {l.get('reset')!r}")
-        _need(_num(l.get("scale")), f"{here} has a non-finite scale")
+        _need(_num(l.get("scale")) and l["scale"] > 0, f"{here} has a scale that is not positive")
         layers.append({"kind": kind, "in": ins, "out": outs, "pooled": pooled, "bits": k})
         prev = outs
     _need(_int(m.get("num_classes"), 1, limits.MAX_DIM) and (m["num_classes"],) == layers[-1]["out"],
@@ -175,10 +184,37 @@ def _check_meta(meta: Any) -> dict[str, Any]:
         _need(isinstance(v, list) and len(v) == layers[0]["in"][0] and all(map(_num, v)),
               f"model.{key} is not one finite number per input channel")
     _need(all(s > 0 for s in m["std"]), "model.std holds a value <= 0")
+    names = m.get("class_names")
+    _need(isinstance(names, list) and len(names) in (0, m["num_classes"])
+          and all(isinstance(n, str) for n in names), "model.class_names is not one name per class")
+    _need(len({l["name"] for l in raw}) == len(raw), "two layers share a name")
+    _check_records(meta, raw)
     return {"layers": layers, "timesteps": m["timesteps"], "encoding": m["encoding"],
             "host_fed": m["encoding"] == "direct" and m["input_path"] == "host",
             "graded": m["encoding"] == "direct" and m["input_path"] == "graded",
             "grid": (board["grid_x"], board["grid_y"])}
+
+
+def _check_records(meta: dict[str, Any], raw_layers: list[dict[str, Any]]) -> None:
+    """What reports copy from the image: provenance, placement cost, per-layer plans."""
+    prov = _dict(meta.get("provenance"), "provenance")
+    for key in ("source", "source_sha256", "compiler"):
+        _need(isinstance(prov.get(key), str), f"provenance.{key} is not text")
+    _need(prov.get("dataset") is None or isinstance(prov["dataset"], str), "provenance.dataset is not text")
+    _need(prov.get("val_size") is None or _int(prov["val_size"], 0, limits.MAX_DIM),
+          "provenance.val_size is not a count")
+    place = _dict(meta.get("placement"), "placement")
+    _need(all(_num(place.get(k)) and place[k] >= 0 for k in ("cost", "row_major_cost")),
+          "placement costs are not non-negative numbers")
+    plans = meta.get("plans")
+    _need(isinstance(plans, list) and len(plans) == len(raw_layers), "plans do not list every layer")
+    for plan, l in zip(plans, raw_layers, strict=True):
+        plan = _dict(plan, "a plan")
+        tile = plan.get("tile")
+        _need(plan.get("layer") == l["name"] and _int(plan.get("groups"), 1, limits.MAX_DIM)
+              and _int(plan.get("cores"), 1, limits.MAX_ROUTERS) and isinstance(tile, list)
+              and len(tile) == 3 and all(_int(t, 1, limits.MAX_DIM) for t in tile),
+              f"the plan of layer {l['name']} is malformed")
 
 
 # -- 2. the arrays ----------------------------------------------------------------------------
@@ -269,6 +305,9 @@ def _check_arrays(meta: dict[str, Any], model: dict[str, Any], arrays: dict[str,
     bits = np.array([l["bits"] for l in layers])[core_layer]
     _need(np.array_equal(sbits, np.where(role == ROLE_HOME, 0, np.diff(aptr) * np.diff(nptr) * bits)),
           "core.synapse_bits is not axons x neurons x weight bits")
+    _need(np.array_equal(np.bincount(core_layer, minlength=n_layers),
+                         [p["cores"] for p in meta["plans"]]), "plans do not count each layer's cores")
+    _need((sbits <= spec_core["synapse_bits"]).all(), "a core holds more synapse bits than the spec's core")
     cores = _Cores(core_layer, role, neurons, nptr, axons, aptr)
     holder = _check_neurons(cores, model, n_out)
     _check_synapses(cores, model, arrays)

@@ -46,6 +46,7 @@ from artifacts.mesh import (
     WEST,
 )
 from chipsim.jit import njit
+from chipsim.memory import wheel_slots
 
 _NEVER = np.int64(1) << 62
 
@@ -87,9 +88,7 @@ def new_state(n_routers: int, depth: int, max_latency: int) -> tuple[np.ndarray,
     wheel (routers to visit, by cycle modulo its length; column 0 counts them), queued (cycle
     a router is queued for, per wheel slot) and pops (buffers r * 8 + p emptied this cycle;
     element 0 counts them)."""
-    wheel = 1
-    while wheel <= max_latency:       # a wake-up is never further ahead than one link's latency
-        wheel *= 2
+    wheel = wheel_slots(max_latency)  # a wake-up is never further ahead than one link's latency
     return (np.zeros((n_routers, 5, depth), np.int64), np.zeros((n_routers, 5, 3), np.int64),
             np.zeros((n_routers, 5), np.int64), np.zeros((wheel, n_routers + 1), np.int64),
             np.full((n_routers, wheel), -1, np.int64), np.zeros(n_routers * 5 + 1, np.int64))

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from chipsim.chip import Chip
 from chipsim.machine import Machine
+from chipsim.memory import check_memory
 from chipsim.noc import Noc
 from chipsim.report import Totals, report
 
@@ -23,6 +24,8 @@ def simulate_dataset(machine: Machine, images: np.ndarray, labels: np.ndarray, *
                      on_batch=None, chip: Chip | None = None) -> dict[str, Any]:
     """Run every image; ``on_batch(images, result, rng_state)`` lets a caller cross-check.
     ``chip``: the machine already flattened, to reuse across calls."""
+    check_memory(machine.meta, arrays, min(batch_size, max(len(labels), 1)), noc=noc,
+                 record=on_batch is not None)
     chip = chip if chip is not None else Chip(machine)
     net = Noc(machine.meta, arrays, chip.wave_of_route()) if noc else None
     stats = net.new_stats() if net else None

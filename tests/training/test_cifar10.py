@@ -112,3 +112,49 @@ def test_real_training_data_loads_and_the_loss_falls(shared_cifar_dir):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+class _RunsCode:
+    """A pickle that calls a function when loaded: what a planted file would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("name", ["data_batch_2", "test_batch", "batches.meta"])
+def test_a_planted_pickle_is_refused_unrun(tmp_path, name):
+    folder = write_cifar(tmp_path / "d")
+    marker = tmp_path / "pwned"
+    (folder / name).write_bytes(pickle.dumps(_RunsCode(marker), protocol=2))
+    with pytest.raises(UserError, match="asks to run code"):
+        load_cifar10(tmp_path / "d", val_size=10)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("labels", [[1.0] * N_PER_BATCH, ["1"] * N_PER_BATCH, [True] * N_PER_BATCH,
+                                    np.ones(N_PER_BATCH, np.float32)])
+def test_labels_must_be_integers(tmp_path, labels):
+    folder = write_cifar(tmp_path)
+    batch = {b"labels": labels, b"data": np.zeros((N_PER_BATCH, 3072), np.uint8)}
+    (folder / "data_batch_4").write_bytes(pickle.dumps(batch, protocol=2))
+    with pytest.raises(UserError, match="labels must be integers"):
+        load_cifar10(tmp_path, val_size=10)
+
+
+def test_a_damaged_tarball_fails_its_crc(tmp_path):
+    """Flipped bytes inside the compressed stream: zlib may still inflate them into wrong
+    pixels, but gzip's CRC-32 over the whole archive catches it."""
+    folder = write_cifar(tmp_path / "src", test=False)
+    tgz = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(folder, arcname=FOLDER)
+    blob = bytearray(tgz.read_bytes())
+    for i in range(len(blob) // 2, len(blob) // 2 + 64):
+        blob[i] ^= 0x55
+    tgz.write_bytes(bytes(blob))
+    with pytest.raises(UserError, match="damaged"):
+        load_cifar10(tgz, val_size=5)

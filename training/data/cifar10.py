@@ -3,10 +3,13 @@ from the distributed cifar-10-python.tar.gz, plus a checksum-verified download."
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import pickle
 import tarfile
 import urllib.request
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,9 +30,31 @@ DEFAULT_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 batch holds: dicts, lists, bytes, str, numbers and numpy
+    arrays. A pickle can name any importable callable (``os.system``), so every global it asks
+    for is refused unless it is one of numpy's array, dtype and scalar reconstructors."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+               ("_codecs", "encode")}   # how Python 2 pickles of numpy arrays carry their bytes
+
+    def find_class(self, module: str, name: str):  # type: ignore[override]
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+        return super().find_class(module, name)
+
+
 def _unpickle(raw: bytes, where: str) -> dict:
     try:
-        obj = pickle.loads(raw, encoding="bytes")
+        obj = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except pickle.UnpicklingError as exc:
+        if str(exc).startswith("refused"):
+            raise UserError(f"{where} is not a CIFAR-10 batch: it asks to run code ({exc}); "
+                            "delete it and re-create the dataset from a trusted copy") from None
+        raise UserError(f"{where} is corrupt or not a CIFAR-10 batch ({exc.__class__.__name__}); "
+                        "re-download or re-create the dataset") from None
     except Exception as exc:  # any unpickling failure means the file is not a CIFAR batch
         raise UserError(f"{where} is corrupt or not a CIFAR-10 batch ({exc.__class__.__name__}); "
                         "re-download or re-create the dataset") from None
@@ -42,8 +67,15 @@ def _parse_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     batch = _unpickle(raw, where)
     if "data" not in batch or "labels" not in batch:
         raise UserError(f"{where} has no 'data'/'labels' entries; it is not a CIFAR-10 batch")
-    data = np.asarray(batch["data"])
-    labels = np.asarray(batch["labels"])
+    data = batch["data"]
+    if not isinstance(data, np.ndarray):
+        raise UserError(f"{where}: data is a {type(data).__name__}, not a numpy array; the file is damaged")
+    labels = batch["labels"]
+    if not (isinstance(labels, list | np.ndarray)
+            and all(isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+                    for v in (labels.tolist() if isinstance(labels, np.ndarray) else labels))):
+        raise UserError(f"{where}: labels must be integers; the file is damaged or not CIFAR-10")
+    labels = np.asarray(labels, dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         raise UserError(f"{where}: data must be uint8 of shape (N, 3072), got "
                         f"{data.dtype} {data.shape}; the file is damaged")
@@ -61,9 +93,29 @@ def _folder_reader(folder: Path) -> Callable[[str], bytes | None]:
     return read
 
 
-def _tar_reader(path: Path) -> Callable[[str], bytes | None]:
+MAX_UNPACKED = 256 << 20   # the real archive unpacks to ~178 MB
+
+
+def _gunzip(path: Path) -> bytes:
+    """The whole archive decompressed, so gzip's CRC-32 and length are checked before a byte
+    is used (tarfile's streaming read never checks them), and bounded against gzip bombs."""
+    out = io.BytesIO()
     try:
-        tar = tarfile.open(path, "r:gz")
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                out.write(chunk)
+                if out.tell() > MAX_UNPACKED:
+                    raise UserError(f"{path} unpacks to more than {MAX_UNPACKED >> 20} MiB; it is "
+                                    "not the CIFAR-10 archive, re-download it")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UserError(f"{path} is damaged ({exc.__class__.__name__}: {exc}); re-download it") from None
+    return out.getvalue()
+
+
+def _tar_reader(path: Path) -> Callable[[str], bytes | None]:
+    data = _gunzip(path)
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
         members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise UserError(f"{path} is not a readable .tar.gz ({exc}); re-download it") from None
@@ -114,7 +166,8 @@ def load_cifar10(data_dir: str | Path, *, val_size: int = 5000,
         ys.append(y)
     x_all, y_all = np.concatenate(xs), np.concatenate(ys)
     if not 0 <= val_size < len(y_all):
-        raise UserError(f"--val-size {val_size} must be between 0 and {len(y_all) - 1}")
+        raise UserError(f"a validation split of {val_size} images needs between 0 and "
+                        f"{len(y_all) - 1} (the training set has {len(y_all)})")
     cut = len(y_all) - val_size
     train = Split.from_numpy(x_all[:cut], y_all[:cut])
     val = Split.from_numpy(x_all[cut:], y_all[cut:])
