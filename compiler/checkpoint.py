@@ -4,17 +4,16 @@ tensors, validated, as plain numpy. Imports torch (to read the file) but never t
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from artifacts.checkpointfile import load_checkpoint_file
 from artifacts.errors import UserError
 from artifacts.layers import LayerList, parse_layer_list
 
-FORMAT = "spikemesh.checkpoint"
 # Format 2 carries the layer list; format 1 (no layer list) is read by training, which can
 # convert it.
 FORMAT_VERSION = 2
@@ -33,22 +32,7 @@ def load_payload(path: str | Path) -> dict[str, Any]:
     """torch.load with weights_only (nothing is unpickled freely), with one-sentence errors."""
     import torch
 
-    p = Path(path)
-    if p.is_dir():
-        raise UserError(f"checkpoint {p} is a directory; pass the .pt file written by `spikemesh train`")
-    if not p.is_file():
-        raise UserError(f"checkpoint {p} does not exist; train one with `spikemesh train --out {p}`")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise UserError(f"{p} is not a readable checkpoint ({exc.__class__.__name__}); it is "
-                        "corrupt or was not written by spikemesh, re-run `spikemesh train`") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise UserError(f"{p} is a PyTorch file but not a spikemesh checkpoint (no "
-                        f"format={FORMAT!r}); pass a .pt written by `spikemesh train`")
-    return payload
+    return load_checkpoint_file(path, torch)
 
 
 def read_checkpoint(path: str | Path) -> CompilerCheckpoint:

@@ -19,6 +19,7 @@ from typing import Any
 from artifacts import __version__
 from artifacts.chipimage import write_chip_image
 from artifacts.errors import UserError
+from artifacts.limits import SPEC_BOUNDS
 from compiler.checkpoint import float_layers, read_checkpoint, trained_bits
 from compiler.connect import connect, core_edges
 from compiler.image import build_image
@@ -38,14 +39,21 @@ def parse_chips(text: str) -> tuple[int, int] | None:
         if "x" in text:
             cx, cy = (int(v) for v in text.split("x"))
         else:
-            cx, cy = board_shape(int(text))
-            if cx * cy != int(text):
-                cx, cy = int(text), 1
+            n = int(text)
+            if not 1 <= n <= MAX_CHIPS:
+                raise UserError(f"--chips takes 1..{MAX_CHIPS} chips, got {text!r}")
+            cx, cy = board_shape(n)
+            if cx * cy != n:
+                cx, cy = n, 1
     except ValueError:
         raise UserError(f"--chips takes auto, a number of chips or CXxCY (e.g. 3x3), got {text!r}") from None
-    if cx < 1 or cy < 1:
-        raise UserError(f"--chips needs at least one chip, got {text!r}")
+    lo, hi = SPEC_BOUNDS["board.chips_x"]
+    if not (lo <= cx <= hi and lo <= cy <= hi):
+        raise UserError(f"--chips {text}: each side of the board takes {lo:.0f}..{hi:.0f} chips")
     return cx, cy
+
+
+MAX_CHIPS = int(SPEC_BOUNDS["board.chips_x"][1] * SPEC_BOUNDS["board.chips_y"][1])
 
 
 def board_shape(chips: int) -> tuple[int, int]:

@@ -8,6 +8,7 @@ integer, got -3".
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, get_type_hints
 import yaml
 
 from artifacts.errors import UserError
+from artifacts.limits import MAX_ROUTERS, SPEC_BOUNDS
 
 
 @dataclass(frozen=True)
@@ -84,16 +86,10 @@ class ChipSpec:
         return self.board.chips_x * self.board.chips_y
 
     def with_board(self, chips_x: int, chips_y: int) -> ChipSpec:
-        return dataclasses.replace(self, board=BoardSpec(chips_x, chips_y))
+        return _check(dataclasses.replace(self, board=BoardSpec(chips_x, chips_y)), "--chips")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-# Fields that must be >= 1 (all other ints must be >= 0); floats must be >= 0.
-_POSITIVE = {"cores_x", "cores_y", "chips_x", "chips_y", "neurons", "axons", "synapse_bits",
-             "max_weight_bits", "membrane_bits", "threshold_bits", "buffer_depth",
-             "link_flits_per_cycle", "hop_cycles", "chip_hop_cycles"}
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -102,6 +98,10 @@ def _build(cls: type, data: Any, where: str) -> Any:
                         f"got {type(data).__name__}")
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:
+        raise UserError(f"chip spec {where or 'file'}: field name {odd[0]!r} is not text; "
+                        "write field names as plain words")
     unknown = sorted(set(data) - names)
     if unknown:
         raise UserError(f"chip spec {where + '.' if where else ''}{unknown[0]}: unknown field; "
@@ -113,15 +113,18 @@ def _build(cls: type, data: Any, where: str) -> Any:
         if dataclasses.is_dataclass(typ):
             kwargs[name] = _build(typ, value, path)
         elif typ is int:
+            lo, hi = SPEC_BOUNDS[path]
             if isinstance(value, bool) or not isinstance(value, int):
                 raise UserError(f"chip spec {path}: must be an integer, got {value!r}")
-            low = 1 if name in _POSITIVE else 0
-            if value < low:
-                raise UserError(f"chip spec {path}: must be >= {low}, got {value}")
+            if not lo <= value <= hi:
+                raise UserError(f"chip spec {path}: must lie in {lo:,}..{hi:,}, got {value:,}")
             kwargs[name] = value
         elif typ is float:
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise UserError(f"chip spec {path}: must be a non-negative number, got {value!r}")
+            lo, hi = SPEC_BOUNDS[path]
+            if (isinstance(value, bool) or not isinstance(value, int | float)
+                    or not math.isfinite(value) or not lo <= value <= hi):
+                raise UserError(f"chip spec {path}: must be a finite number in {lo:g}..{hi:g}, "
+                                f"got {value!r}")
             kwargs[name] = float(value)
         elif typ is str:
             if not isinstance(value, str):
@@ -133,7 +136,12 @@ def _build(cls: type, data: Any, where: str) -> Any:
         raise UserError(f"chip spec {where + '.' if where else ''}{exc}") from None
 
 
-def _check(spec: ChipSpec) -> ChipSpec:
+def _check(spec: ChipSpec, where: str = "chip spec") -> ChipSpec:
+    gx, gy = spec.mesh.cores_x * spec.board.chips_x, spec.mesh.cores_y * spec.board.chips_y
+    if gx * gy > MAX_ROUTERS:
+        raise UserError(f"{where}: a board of {spec.board.chips_x}x{spec.board.chips_y} chips of "
+                        f"{spec.mesh.cores_x}x{spec.mesh.cores_y} cores has {gx * gy:,} cores, "
+                        f"more than the {MAX_ROUTERS:,} a board may have; use fewer chips or cores")
     a = spec.arithmetic
     if a.max_weight_bits > 8:
         raise UserError("chip spec arithmetic.max_weight_bits: at most 8 is supported, "
@@ -157,10 +165,16 @@ def load_spec(name_or_path: str | Path) -> ChipSpec:
     """Load a preset by name (e.g. ``pku-nc64c``) or a user's YAML file."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or p.exists():
+        if p.is_dir():
+            raise UserError(f"chip spec {p} is a directory; pass a YAML file or one of the presets "
+                            f"{', '.join(preset_names())}")
         if not p.is_file():
             raise UserError(f"chip spec {p} does not exist; pass a YAML file or one of the presets "
                             f"{', '.join(preset_names())}")
-        text, where = p.read_text(), str(p)
+        try:
+            text, where = p.read_text(encoding="utf-8"), str(p)
+        except UnicodeDecodeError:
+            raise UserError(f"chip spec {p} is not a UTF-8 text file; pass a YAML chip spec") from None
     else:
         if str(name_or_path) not in preset_names():
             raise UserError(f"unknown chip preset {name_or_path!r}; choose one of "

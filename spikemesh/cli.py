@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from artifacts import __version__
-from artifacts.atomic import write_text_atomic
+from artifacts.atomic import check_output, write_text_atomic
 from artifacts.errors import UserError
-
-
-def _csv_floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _csv_words(text: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in text.split(",") if v.strip())
+from spikemesh.argtypes import batch, count, integer, number, numbers, seed, words
 
 
 def _write_json(path: str | None, obj: Any) -> None:
@@ -51,10 +42,54 @@ def _say(*args: Any) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with usage errors in one line, like every other error, and exit status 2."""
+    """argparse with usage errors in one line, like every other error, and exit status 2. It
+    records which option strings take a value, so a value may begin with a minus
+    (``--theta -1,1,0.5``): see ``_join_minus_values``."""
+
+    option_strings: set[str] = set()      # every option of every parser built
+    takes_value: set[str] = set()         # those that take a value
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:  # type: ignore[override]
+        action = super().add_argument(*args, **kwargs)
+        _Parser.option_strings.update(action.option_strings)
+        if action.nargs != 0:
+            _Parser.takes_value.update(action.option_strings)
+        return action
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _join_minus_values(argv: list[str]) -> list[str]:
+    """``--opt -1,2`` -> ``--opt=-1,2`` when --opt takes a value and ``-1,2`` is no option:
+    argparse would otherwise read a value that starts with a minus as an unknown option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        w = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if (w in _Parser.takes_value and nxt is not None and nxt.startswith("-") and nxt != "-"
+                and nxt.split("=", 1)[0] not in _Parser.option_strings):
+            out.append(f"{w}={nxt}")
+            i += 2
+            continue
+        out.append(w)
+        i += 1
+    return out
+
+
+def _check_outputs(inputs: tuple[str | None, ...], **outputs: str | None) -> None:
+    """Every output path usable and none an input or another output, before any work."""
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if not path or path == "-":
+            continue
+        name = "--" + option.replace("_", "-")
+        check_output(path, option=name, inputs=tuple(i for i in inputs if i))
+        key = Path(path).resolve()
+        if key in seen:
+            raise UserError(f"{name} and {seen[key]} name the same file {path}; give each its own")
+        seen[key] = name
 
 
 # -- train -------------------------------------------------------------------------------
@@ -65,18 +100,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     m = ModelConfig()
     p.add_argument("--arch", default=m.arch, choices=["vgg5", "vgg9"])
     p.add_argument("--encoding", default=m.encoding, choices=["direct", "rate", "phase", "latency"])
-    p.add_argument("--timesteps", "-T", type=int, default=m.timesteps, help="time steps per inference")
-    p.add_argument("--weight-bits", type=int, default=None,
+    p.add_argument("--timesteps", "-T", type=integer(1, 1024), default=m.timesteps,
+                   help="time steps per inference")
+    p.add_argument("--weight-bits", type=integer(1, 8), default=None,
                    help="k-bit quantization-aware training (1..8); omit for float training")
-    p.add_argument("--theta", type=_csv_floats, default=(m.theta_conv, m.theta_fc, m.leak),
+    p.add_argument("--theta", type=numbers(-1e6, 1e6), default=(m.theta_conv, m.theta_fc, m.leak),
                    metavar="TC,TF,LAMBDA",
                    help="structure parameters (theta_conv, theta_fc, lambda); default "
                         f"{m.theta_conv},{m.theta_fc},{m.leak}")
     p.add_argument("--reset", default=m.reset, choices=["soft", "hard"])
     p.add_argument("--trainable-neurons", action="store_true",
                    help="learn per-layer thresholds and leaks")
-    p.add_argument("--surrogate-scale", type=float, default=m.surrogate_scale)
-    p.add_argument("--dropout", type=float, default=m.dropout)
+    p.add_argument("--surrogate-scale", type=number(0, 1e6, lo_open=True), default=m.surrogate_scale)
+    p.add_argument("--dropout", type=number(0, 1, hi_open=True), default=m.dropout)
 
 
 def _model_config(a: argparse.Namespace, num_classes: int = 10):
@@ -95,9 +131,13 @@ def _model_config(a: argparse.Namespace, num_classes: int = 10):
 
 
 def _cmd_train(a: argparse.Namespace) -> int:
+    _check_outputs((), out=a.out, json=a.json)
     from training.noise import NoiseConfig
     from training.trainer import TrainConfig, train
 
+    if a.noise == "hire" and a.noise_periods > a.timesteps:
+        raise UserError(f"--noise-periods {a.noise_periods} exceeds the {a.timesteps} time steps "
+                        "it splits; use at most -T periods")
     try:
         noise = NoiseConfig(kind=a.noise, eps=a.noise_eps / 255.0, periods=a.noise_periods,
                             reset_between_periods=a.noise_reset)
@@ -122,6 +162,7 @@ def _cmd_attack(a: argparse.Namespace) -> int:
     from training.data import load_dataset
     from training.robustness import AttackSpec, evaluate_robustness, format_table
 
+    _check_outputs((a.model,), json=a.json)
     ckpt = load_checkpoint(a.model)
     if a.device == "cuda":
         import torch
@@ -151,8 +192,17 @@ def _cmd_compile(a: argparse.Namespace) -> int:
     from compiler.compile import compile_checkpoint, parse_chips
     from compiler.spec import load_spec
 
-    spec = load_spec(a.chip)
     out = a.out or str(Path(a.model).with_suffix(".chip"))
+    _check_outputs((a.model, a.chip), out=out, json=a.json)
+    spec = load_spec(a.chip)
+    val = None
+    if a.verify:   # the data first: a missing dataset must not leave a fresh image behind
+        from compiler.checkpoint import read_checkpoint
+        from training.data import load_dataset
+
+        ds = read_checkpoint(a.model).dataset
+        name = a.dataset or ds.get("name", "synthetic")
+        val = load_dataset(name, a.data_dir, val_size=ds.get("val_size", 5000)).val.head(a.verify)
     summary = compile_checkpoint(a.model, spec, out, chips=parse_chips(a.chips),
                                  weight_bits=a.weight_bits, seed=a.seed,
                                  log=(lambda _: None) if a.quiet else _say)
@@ -163,15 +213,10 @@ def _cmd_compile(a: argparse.Namespace) -> int:
     _say(f"placement cost {summary['placement_cost']:,.0f} vs row-major "
           f"{summary['row_major_cost']:,.0f} "
           f"({summary['placement_cost'] / max(summary['row_major_cost'], 1):.2f}x)")
-    if a.verify:
+    if val is not None:
         from artifacts.chipimage import read_chip_image
-        from compiler.checkpoint import read_checkpoint
         from spikemesh.verify import verify
-        from training.data import load_dataset
 
-        ds = read_checkpoint(a.model).dataset
-        name = a.dataset or ds.get("name", "synthetic")
-        val = load_dataset(name, a.data_dir, val_size=ds.get("val_size", 5000)).val.head(a.verify)
         res = verify(read_chip_image(out), a.model, val.images.numpy(), val.labels.numpy())
         summary["verify"] = res
         _say(f"verify on {res['n']} {name} validation images: integer reference agrees with the "
@@ -182,11 +227,11 @@ def _cmd_compile(a: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(a: argparse.Namespace) -> int:
-    from artifacts.chipimage import check_image_format, read_chip_image
+    from artifacts.chipimage import read_chip_image
     from compiler.inspect import format_summary, mesh_map, summarize
 
+    _check_outputs((a.image,), json=a.json)
     meta, arrays = read_chip_image(a.image)
-    check_image_format(meta, a.image)
     summary = summarize(meta, arrays)
     if not a.quiet:
         _say(format_summary(summary, mesh_map(meta, arrays)))
@@ -200,10 +245,9 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
     from chipsim.simulate import simulate_dataset
     from training.data import load_dataset
 
+    _check_outputs((a.image,), json=a.json)
     meta, arrays = read_chip_image(a.image)
     machine = machine_from_arrays(meta, arrays)
-    if a.n is not None and a.n < 1:
-        raise UserError("--n must be at least 1")
     prov = meta.get("provenance", {})
     a.dataset = a.dataset or prov.get("dataset") or "synthetic"
     val_size = a.val_size or prov.get("val_size") or 5000
@@ -253,6 +297,8 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from spikemesh.demo import run_demo
 
+    if Path(a.out).exists() and not Path(a.out).is_dir():
+        raise UserError(f"--out {a.out} is a file; the demo writes a folder, pass a folder path")
     run_demo(Path(a.out), epochs=a.epochs, n_attack=a.n, n_sim=a.n_sim, progress=not a.quiet,
              reuse_model=a.reuse_model)
     return 0
@@ -261,6 +307,7 @@ def _cmd_demo(a: argparse.Namespace) -> int:
 def _cmd_bench(a: argparse.Namespace) -> int:
     from spikemesh.bench import run_bench
 
+    _check_outputs((a.model,), json=a.json)
     report = run_bench(a.which, quick=a.quick, model=a.model)
     if not a.quiet:
         _say(report["markdown"])
@@ -279,27 +326,28 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py")
     p.add_argument("--download", action="store_true",
                    help="cifar10: download it into --data-dir (MD5 verified) if it is not there")
-    p.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--val-size", type=int, default=tc.val_size,
+    p.add_argument("--train-size", type=count, default=None, help="use only the first N training images")
+    p.add_argument("--val-size", type=count, default=tc.val_size,
                    help="validation images carved from the end of the training data")
-    p.add_argument("--eval-size", type=int, default=tc.eval_size,
+    p.add_argument("--eval-size", type=count, default=tc.eval_size,
                    help="validation images scored after each epoch")
     p.add_argument("--noise", default="none", choices=["none", "uniform", "hire"])
-    p.add_argument("--noise-eps", type=float, default=round(nc.eps * 255, 6),
+    p.add_argument("--noise-eps", type=number(0, 255), default=round(nc.eps * 255, 6),
                    help="noise amplitude in grey levels (/255)")
-    p.add_argument("--noise-periods", type=int, default=nc.periods, help="HIRE: periods T is split into")
+    p.add_argument("--noise-periods", type=integer(1, 1024), default=nc.periods,
+                   help="HIRE: periods T is split into")
     p.add_argument("--noise-reset", action="store_true",
                    help="HIRE: reset membranes between periods instead of carrying them")
-    p.add_argument("--epochs", type=int, default=tc.epochs)
-    p.add_argument("--qat-epochs", type=int, default=None,
+    p.add_argument("--epochs", type=count, default=tc.epochs)
+    p.add_argument("--qat-epochs", type=integer(0), default=None,
                    help="with --weight-bits: train in float first and quantization-aware only "
                         "in the last N epochs (default: all epochs)")
-    p.add_argument("--batch-size", type=int, default=tc.batch_size)
-    p.add_argument("--lr", type=float, default=tc.lr)
+    p.add_argument("--batch-size", type=batch, default=tc.batch_size)
+    p.add_argument("--lr", type=number(0, 10, lo_open=True), default=tc.lr)
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--seed", type=int, default=tc.seed)
+    p.add_argument("--seed", type=seed, default=tc.seed)
     p.add_argument("--device", default=tc.device, choices=["cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=integer(1, 1024), default=None, help="torch CPU threads")
     p.add_argument("-o", "--out", default=tc.out, help="checkpoint to write (default model.pt)")
     p.add_argument("--resume", action="store_true", help="continue training --out where it stopped")
     p.add_argument("--json", default=None, metavar="PATH", help="write final metrics as JSON (- for stdout)")
@@ -309,25 +357,26 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _attack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="checkpoint .pt")
     p.add_argument("--attack", default="fgsm", choices=["fgsm", "rfgsm", "pgd"])
-    p.add_argument("--eps", type=_csv_floats, default=(2.0, 8.0, 16.0),
+    p.add_argument("--eps", type=numbers(0, 255), default=(2.0, 8.0, 16.0),
                     help="comma-separated eps in grey levels (/255); default 2,8,16")
     p.add_argument("--targeted", action="store_true", help="targeted attack (eq. 4) toward random classes")
-    p.add_argument("--steps", type=int, default=7, help="PGD steps")
-    p.add_argument("--step-size", type=float, default=2.55, help="PGD step in grey levels (/255)")
+    p.add_argument("--steps", type=integer(1, 100_000), default=7, help="PGD steps")
+    p.add_argument("--step-size", type=number(0, 255, lo_open=True), default=2.55,
+                   help="PGD step in grey levels (/255)")
     p.add_argument("--no-random-start", action="store_true")
-    p.add_argument("--eot", type=int, default=None,
+    p.add_argument("--eot", type=integer(1, 10_000), default=None,
                     help="gradient samples for stochastic encoders (default 8 for rate, else 1)")
-    p.add_argument("--levels", type=_csv_words, default=("algo", "quant"),
+    p.add_argument("--levels", type=words, default=("algo", "quant"),
                     help="comma-separated: algo (float weights), quant (k-bit weights)")
-    p.add_argument("--weight-bits", type=int, default=None,
+    p.add_argument("--weight-bits", type=integer(1, 8), default=None,
                     help="bits for the quant level (default: the bits the model was trained with)")
     p.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"],
                     help="default: the dataset the model was trained on")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--n", type=int, default=1000, help="number of images")
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=count, default=1000, help="number of images")
+    p.add_argument("--batch-size", type=batch, default=100)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                     help="where the algorithm levels run")
     p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON (- for stdout)")
@@ -339,15 +388,15 @@ def _compile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chip", default="pku-nc64c", help="a preset name or a chip spec .yaml")
     p.add_argument("--chips", default="auto",
                    help="auto (smallest board that holds the network), N chips, or CXxCY")
-    p.add_argument("--weight-bits", type=int, default=None,
+    p.add_argument("--weight-bits", type=integer(1, 8), default=None,
                    help="quantize a float-trained model to K bits (default: its trained bits)")
     p.add_argument("-o", "--out", default=None, help="chip image path (default: MODEL.chip)")
-    p.add_argument("--verify", type=int, default=0, metavar="N",
+    p.add_argument("--verify", type=integer(0), default=0, metavar="N",
                    help="run N validation images through the integer reference and the "
                         "quantized algorithm model and report their agreement")
     p.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"])
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--seed", type=int, default=0, help="placement search seed")
+    p.add_argument("--seed", type=seed, default=0, help="placement search seed")
     p.add_argument("--json", default=None, metavar="PATH",
                    help="write the compile summary as JSON (- for stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
@@ -366,24 +415,24 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
                     help="default: the dataset the model was trained on")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--val-size", type=int, default=None,
+    p.add_argument("--val-size", type=count, default=None,
                     help="validation images carved from the training data (default: as in training)")
-    p.add_argument("--n", type=int, default=100, help="number of images")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--n", type=count, default=100, help="number of images")
+    p.add_argument("--batch-size", type=batch, default=16)
     p.add_argument("--verify", action="store_true",
                     help="run the integer reference alongside; fail on the first spike mismatch")
     p.add_argument("--no-noc", action="store_true",
                     help="skip the cycle-level NoC model (arithmetic, spikes and SOPs only)")
-    p.add_argument("--seed", type=int, default=0, help="seed of stochastic input encoders")
+    p.add_argument("--seed", type=seed, default=0, help="seed of stochastic input encoders")
     p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON (- for stdout)")
     p.add_argument("--quiet", action="store_true")
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", default="demo_out", help="folder for the model and reports")
-    p.add_argument("--epochs", type=int, default=None, help="override the demo's training epochs")
-    p.add_argument("--n", type=int, default=500, help="images in the attack evaluation")
-    p.add_argument("--n-sim", type=int, default=100, help="images simulated on the chip")
+    p.add_argument("--epochs", type=count, default=None, help="override the demo's training epochs")
+    p.add_argument("--n", type=count, default=500, help="images in the attack evaluation")
+    p.add_argument("--n-sim", type=count, default=100, help="images simulated on the chip")
     p.add_argument("--reuse-model", action="store_true",
                    help="skip training when OUT/model.pt exists (e.g. to re-run the chip steps)")
     p.add_argument("--quiet", action="store_true")
@@ -431,7 +480,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     global _JSON_TO_STDOUT
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((w for w in argv if not w.startswith("-")), None)
-    args = build_parser(only=command if command in COMMANDS else None).parse_args(argv)
+    parser = build_parser(only=command if command in COMMANDS else None)
+    args = parser.parse_args(_join_minus_values(argv))
+    # SIGTERM (what `timeout` and job schedulers send) ends a run like Ctrl-C: exit 130, and
+    # atomic writers remove their temporaries on the way out
+    signal.signal(signal.SIGTERM, _terminate)
     _JSON_TO_STDOUT = getattr(args, "json", None) == "-"
     try:
         return int(args.func(args) or 0)
@@ -446,6 +499,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"spikemesh {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -27,11 +27,11 @@ from typing import Any
 import torch
 
 from artifacts.atomic import write_atomic
+from artifacts.checkpointfile import FORMAT, load_checkpoint_file
 from artifacts.errors import UserError
 from artifacts.layers import LayerEntry, LayerList
 from training.models import POOL, ModelConfig, SpikingVGG, build_model
 
-FORMAT = "spikemesh.checkpoint"
 FORMAT_VERSION = 2
 READS = (1, 2)
 
@@ -116,16 +116,7 @@ def save_checkpoint(path: str | Path, model: SpikingVGG, *, dataset: dict[str, A
 def read_payload(path: str | Path) -> dict[str, Any]:
     """Load and validate the raw checkpoint dict (no model is built)."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"checkpoint {p} does not exist; train one with `spikemesh train --out {p}`")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise UserError(f"{p} is not a readable checkpoint ({exc.__class__.__name__}); it is "
-                        "corrupt or was not written by spikemesh, re-run `spikemesh train`") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise UserError(f"{p} is a PyTorch file but not a spikemesh checkpoint (no "
-                        f"format={FORMAT!r}); pass a .pt written by `spikemesh train`")
+    payload = load_checkpoint_file(p, torch)
     version = payload.get("format_version")
     if version not in READS:
         raise UserError(f"{p} has checkpoint format version {version}, this spikemesh reads "
@@ -144,13 +135,21 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (TypeError, ValueError) as exc:
         raise UserError(f"{path}: invalid model config ({exc}); the checkpoint is damaged") from None
     model = build_model(cfg)
+    state = payload["state_dict"]
+    bad = next((k for k, v in state.items()
+                if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise UserError(f"{path}: state_dict entry {bad!r} is not a named tensor; the checkpoint is damaged")
     try:
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise UserError(f"{path}: weights do not fit a {cfg.arch} model ({first}); "
                         "the checkpoint is damaged") from None
-    _check_finite(payload["state_dict"], str(path))
+    _check_finite(state, str(path))
+    if payload["format_version"] >= 2 and payload.get("layers") != layer_list(cfg, state).to_dict():
+        raise UserError(f"{path}: the layer list disagrees with the model config and weights; "
+                        "the checkpoint was edited or is damaged, re-train it")
     model.eval()
     return Checkpoint(model, cfg, payload.get("dataset", {}), payload.get("metrics", {}),
                       payload.get("history", []), payload.get("training", {}))

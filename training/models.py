@@ -12,6 +12,7 @@ while 8192-1024-10 needs 8.4M (~33 cores). See README.md.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -19,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from artifacts.limits import MAX_TIMESTEPS
 from training.encoders import ENCODINGS, encode
 from training.neurons import LIF
-from training.quant import check_bits, fake_quantize
+from training.quant import MAX_BITS, check_bits, fake_quantize
 
 POOL = "A"
 ARCHS: dict[str, tuple[tuple[int | str, ...], tuple[int, ...]]] = {
@@ -55,19 +57,42 @@ class ModelConfig:
     std: tuple[float, ...] = CIFAR_STD
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"unknown encoding {self.encoding!r}; choose one of {', '.join(ENCODINGS)}")
-        if self.timesteps < 1:
-            raise ValueError(f"timesteps must be >= 1, got {self.timesteps}")
-        if self.weight_bits is not None:
-            check_bits(self.weight_bits)
-        if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
-            raise ValueError("mean and std need one value per input channel")
+        """Every field typed and in range: a config also arrives from a checkpoint file."""
+        def need(cond: bool, what: str) -> None:
+            if not cond:
+                raise ValueError(what)
+
+        def integer(v: Any, lo: int, hi: int) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+        def number(v: Any) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+        need(self.arch in ARCHS, f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        need(self.encoding in ENCODINGS,
+             f"unknown encoding {self.encoding!r}; choose one of {', '.join(ENCODINGS)}")
+        need(integer(self.timesteps, 1, MAX_TIMESTEPS),
+             f"timesteps must be an integer in 1..{MAX_TIMESTEPS}, got {self.timesteps!r}")
+        for name in ("theta_conv", "theta_fc", "surrogate_scale"):
+            v = getattr(self, name)
+            need(number(v) and v > 0, f"{name} must be a positive finite number, got {v!r}")
+        need(number(self.leak) and 0 < self.leak <= 1, f"leak must lie in (0, 1], got {self.leak!r}")
+        need(self.reset in ("soft", "hard"), f"reset must be soft or hard, got {self.reset!r}")
+        need(isinstance(self.trainable_neurons, bool), "trainable_neurons must be true or false")
+        need(self.weight_bits is None or integer(self.weight_bits, 1, MAX_BITS),
+             f"weight bits must be 1..{MAX_BITS} or none, got {self.weight_bits!r}")
+        need(number(self.dropout) and 0 <= self.dropout < 1,
+             f"dropout must lie in [0, 1), got {self.dropout!r}")
+        need(integer(self.num_classes, 2, 1 << 16), f"num_classes must be 2..65536, got {self.num_classes!r}")
+        need(integer(self.in_channels, 1, 64), f"in_channels must be 1..64, got {self.in_channels!r}")
+        need(integer(self.image_size, 1, 1024), f"image_size must be 1..1024, got {self.image_size!r}")
+        need(len(self.mean) == self.in_channels and len(self.std) == self.in_channels,
+             "mean and std need one value per input channel")
+        need(all(map(number, self.mean)) and all(number(v) and v > 0 for v in self.std),
+             "mean must be finite and std positive and finite")
         pools = sum(1 for f in ARCHS[self.arch][0] if f == POOL)
-        if self.image_size % (1 << pools):
-            raise ValueError(f"image size {self.image_size} is not divisible by 2^{pools}")
+        need(self.image_size % (1 << pools) == 0,
+             f"image size {self.image_size} is not divisible by 2^{pools}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -83,7 +108,9 @@ class ModelConfig:
         d = dict(d)
         for key in ("mean", "std"):
             if key in d:
-                d[key] = tuple(float(v) for v in d[key])
+                if not isinstance(d[key], list | tuple):
+                    raise ValueError(f"{key} must be a list of numbers")
+                d[key] = tuple(d[key])
         return ModelConfig(**d)
 
     @property

@@ -107,16 +107,20 @@ def evaluate_robustness(model: SpikingVGG, split: Split, spec: AttackSpec, *,
                               "levels": {}}
     if spec.name == "pgd":
         result.update(steps=spec.steps, step_size=spec.step_size, random_start=spec.random_start)
-    for level in levels:
+    level_bits: dict[str, int | None] = {}
+    for level in levels:            # every level checked before any is evaluated
         if level == "algo":
-            lbits = None
+            level_bits[level] = None
         elif level == "quant":
             if bits is None:
                 raise UserError("level quant needs a bit width: the model was trained in float, "
                                 "so pass --weight-bits K")
-            lbits = bits
+            level_bits[level] = bits
         else:
             raise UserError(f"unknown level {level!r}; choose from {', '.join(LEVELS)}")
+    if not level_bits:
+        raise UserError(f"--levels names no level; choose from {', '.join(LEVELS)}")
+    for level, lbits in level_bits.items():
         result["levels"][level] = evaluate_level(model, split, spec, bits=lbits,
                                                  batch_size=batch_size, progress=progress,
                                                  desc=f"{level} {spec.name}")

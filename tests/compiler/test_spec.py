@@ -15,11 +15,19 @@ def test_pku_preset_matches_the_public_figures():
 
 @pytest.mark.parametrize("data,match", [
     ({"core": {"axon": 3}}, "core.axon: unknown field"),
-    ({"core": {"axons": -3}}, "core.axons: must be >= 1"),
+    ({"core": {"axons": -3}}, "core.axons: must lie in 1..65,536, got -3"),
+    ({"mesh": {"cores_x": 10**6}}, "mesh.cores_x: must lie in 1..256"),
+    ({"board": {"chips_x": 3000}}, "board.chips_x: must lie in 1..64"),
+    ({"noc": {"buffer_depth": 10**8}}, "noc.buffer_depth: must lie in"),
+    ({"noc": {"hop_cycles": 4 * 10**9}}, "noc.hop_cycles: must lie in"),
+    ({"mesh": {"cores_x": 256, "cores_y": 256}, "board": {"chips_x": 2}}, "more than the 65,536"),
+    ({"energy": {"pj_per_hop": float("nan")}}, "energy.pj_per_hop: must be a finite number"),
+    ({"energy": {"pj_per_hop": float("inf")}}, "energy.pj_per_hop: must be a finite number"),
+    ({1: 2}, "field name 1 is not text"),
     ({"noc": {"buffer_depth": "deep"}}, "noc.buffer_depth: must be an integer"),
-    ({"energy": {"pj_per_sop": -1}}, "energy.pj_per_sop: must be a non-negative number"),
+    ({"energy": {"pj_per_sop": -1}}, "energy.pj_per_sop: must be a finite number in 0..1e\\+09"),
     ({"arithmetic": {"input_path": "usb"}}, "arithmetic.input_path"),
-    ({"arithmetic": {"max_weight_bits": 12}}, "max_weight_bits: at most 8"),
+    ({"arithmetic": {"max_weight_bits": 12}}, "max_weight_bits: must lie in 1..8"),
     ({"mesh": 5}, "mesh: must be a mapping"),
 ])
 def test_bad_fields_are_named(data, match):
@@ -39,3 +47,8 @@ def test_user_yaml_file(tmp_path):
         load_spec(tmp_path / "missing.yaml")
     with pytest.raises(UserError, match="unknown chip preset"):
         load_spec("truenorth")
+    with pytest.raises(UserError, match="is a directory"):
+        load_spec(tmp_path)
+    p.write_bytes(b"name: \xff\xfe\x00binary")
+    with pytest.raises(UserError, match="not a UTF-8 text file"):
+        load_spec(p)
