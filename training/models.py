@@ -153,6 +153,9 @@ class SpikingVGG(nn.Module):
         self.register_buffer("std", torch.tensor(cfg.std).view(1, -1, 1, 1))
         # Which weights the forward pass uses: None = float (Q1), k = k-bit (Q2).
         self.quant_bits: int | None = cfg.weight_bits
+        # How run() computes: "multistep" (training.multistep, layer-major, the default) or
+        # "reference" (step by step, below: the specification the fast path is tested against).
+        self.engine = "multistep"
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -197,6 +200,11 @@ class SpikingVGG(nn.Module):
         cfg = self.cfg
         steps = cfg.timesteps if steps is None else steps
         state = {} if state is None else dict(state)
+        if self.engine == "multistep":
+            from training.multistep import run_multistep
+
+            return run_multistep(self, x, steps=steps, t0=t0, state=state, record=record,
+                                 generator=generator)
         weights = self.effective_weights()
         conv_w, fc_w, out_w = (weights[:len(self.convs)],
                                weights[len(self.convs):-1], weights[-1])
