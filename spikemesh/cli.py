@@ -146,7 +146,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
     cfg = TrainConfig(model=_model_config(a), noise=noise, dataset=a.dataset,
                       data_dir=a.data_dir, download=a.download, train_size=a.train_size,
                       val_size=a.val_size,
-                      eval_size=a.eval_size, epochs=a.epochs,
+                      eval_size=a.eval_size, epochs=a.epochs, ann_epochs=a.ann_epochs,
                       qat_epochs=a.qat_epochs, batch_size=a.batch_size, lr=a.lr,
                       augment=not a.no_augment, seed=a.seed, device=a.device,
                       threads=a.threads, out=a.out, resume=a.resume)
@@ -338,7 +338,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="HIRE: periods T is split into")
     p.add_argument("--noise-reset", action="store_true",
                    help="HIRE: reset membranes between periods instead of carrying them")
-    p.add_argument("--epochs", type=count, default=tc.epochs)
+    p.add_argument("--epochs", type=count, default=tc.epochs, help="SNN epochs")
+    p.add_argument("--ann-epochs", type=integer(0), default=tc.ann_epochs,
+                   help="ANN-to-SNN hybrid initialisation: train the ReLU ANN of the same "
+                        "topology for N epochs first, convert it, then train the SNN")
     p.add_argument("--qat-epochs", type=integer(0), default=None,
                    help="with --weight-bits: train in float first and quantization-aware only "
                         "in the last N epochs (default: all epochs)")

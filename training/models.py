@@ -189,13 +189,15 @@ class SpikingVGG(nn.Module):
     def run(self, x: torch.Tensor, *, steps: int | None = None, t0: int = 0,
             state: dict[str, torch.Tensor] | None = None,
             record: dict[str, list[float]] | None = None,
-            generator: torch.Generator | None = None
+            generator: torch.Generator | None = None,
+            currents: dict[str, torch.Tensor] | None = None
             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run ``steps`` time steps (default T) starting at step ``t0``.
 
         ``state`` None resets every membrane (the normal case); passing the returned state
         continues a simulation, which HIRE noise training uses across its periods.
         ``record`` accumulates, per spiking layer, [total spikes, neurons x steps x batch].
+        ``currents`` receives each spiking layer's input currents (multistep engine only).
         """
         cfg = self.cfg
         steps = cfg.timesteps if steps is None else steps
@@ -204,7 +206,9 @@ class SpikingVGG(nn.Module):
             from training.multistep import run_multistep
 
             return run_multistep(self, x, steps=steps, t0=t0, state=state, record=record,
-                                 generator=generator)
+                                 generator=generator, currents=currents)
+        if currents is not None:
+            raise ValueError("currents are recorded by the multistep engine only")
         weights = self.effective_weights()
         conv_w, fc_w, out_w = (weights[:len(self.convs)],
                                weights[len(self.convs):-1], weights[-1])

@@ -162,9 +162,12 @@ def _record(record: dict[str, list[float]] | None, name: str, spikes: torch.Tens
 
 def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
                   state: dict[str, torch.Tensor], record: dict[str, list[float]] | None,
-                  generator: torch.Generator | None
+                  generator: torch.Generator | None,
+                  currents: dict[str, torch.Tensor] | None = None
                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """SpikingVGG.run, layer-major. Same arguments, same results (see the module docstring)."""
+    """SpikingVGG.run, layer-major. Same arguments, same results (see the module docstring).
+    ``currents``, if given, receives each spiking layer's input currents (T, B, ...), detached
+    (the hybrid initialisation sets thresholds from them)."""
     from training.models import POOL
 
     cfg = model.cfg
@@ -193,13 +196,18 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
             cur = F.conv2d(h.flatten(0, 1).contiguous(memory_format=cl), conv_w[ci], padding=1)
             cur = cur.unflatten(0, (steps, b))
         name = f"conv{ci + 1}"
+        if currents is not None:
+            currents[name] = cur.detach()
         h, state[name] = _lif(model.conv_lifs[ci], cur, state.get(name))
         _record(record, name, h)
         ci += 1
     h = h.flatten(2)
     for j, (w, lif) in enumerate(zip(fc_w, model.fc_lifs, strict=True)):
         name = f"fc{j + 1}"
-        h, state[name] = _lif(lif, F.linear(h, w), state.get(name))
+        cur = F.linear(h, w)
+        if currents is not None:
+            currents[name] = cur.detach()
+        h, state[name] = _lif(lif, cur, state.get(name))
         _record(record, name, h)
         if masks is not None:
             h = h * masks[j]

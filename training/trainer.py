@@ -21,6 +21,10 @@ from training.evaluate import accuracy, to_float
 from training.models import ModelConfig, build_model
 from training.noise import NoiseConfig, train_step
 
+# The ANN phase of --ann-epochs trains at this multiple of --lr: without spikes and surrogate
+# gradients it is a plain ReLU network, which tolerates (and needs) a larger step.
+ANN_LR_FACTOR = 3.0
+
 
 @dataclass
 class TrainConfig:
@@ -35,6 +39,7 @@ class TrainConfig:
     val_size: int = 5000
     eval_size: int | None = 2000       # validation images scored after each epoch
     epochs: int = 10
+    ann_epochs: int = 0                # ANN-to-SNN hybrid initialisation: ReLU ANN epochs first
     qat_epochs: int | None = None      # k-bit QAT only in the last N epochs (None: all)
     batch_size: int = 32
     lr: float = 3e-4
@@ -87,8 +92,21 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
     dataset_info = {"name": data.name, "class_names": list(data.class_names),
                     "val_size": cfg.val_size}
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * start_epoch)
-    metrics: dict[str, Any] = history[-1] if history else {}
     bits = cfg.model.weight_bits
+    if cfg.ann_epochs and not any(h.get("phase") == "ann-to-snn" for h in history):
+        from training.hybrid import hybrid_init
+
+        entry = hybrid_init(model, train_split, val_split, epochs=cfg.ann_epochs,
+                            batch_size=cfg.batch_size, lr=cfg.lr * ANN_LR_FACTOR,
+                            augment=cfg.augment, generator=gen, device=device, quant_bits=bits,
+                            accuracy=accuracy, progress=progress, log=log)
+        history.append(entry)
+        model.cpu()   # saved at once, so --resume after an interruption skips the ANN phase
+        save_checkpoint(cfg.out, model, dataset=dataset_info, metrics={}, history=history,
+                        training={**cfg.to_dict(), "epoch": 0, "optimizer": opt.state_dict(),
+                                  "scheduler": sched.state_dict()})
+        model.to(device)
+    metrics: dict[str, Any] = history[-1] if history else {}
     qat_from = 0 if bits is None or cfg.qat_epochs is None else max(0, cfg.epochs - cfg.qat_epochs)
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
@@ -127,7 +145,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
             model.set_quantization(bits)
             val_quant = accuracy(model, val_split)
         model.to(device)
-        metrics = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
+        metrics = {"phase": "snn", "epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
                    "train_acc": 100 * correct / max(seen, 1), "val_acc_float": val_float,
                    "val_acc_quant": val_quant, "val_images": len(val_split),
                    "epoch_seconds": epoch_time, "images_per_second": seen / epoch_time}

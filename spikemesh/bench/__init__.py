@@ -59,9 +59,14 @@ def bench_training(quick: bool = False) -> dict[str, Any]:
         "",
         f"hire / none epoch time: **{ratio:.3f}** (claim: within 1.10)",
     ])
+    from spikemesh.bench.training_step import bench_training_step, markdown
+
+    step = bench_training_step(quick=quick)
+    md = "\n".join([*markdown(step), "", md.replace("## Training: HIRE", "### HIRE", 1)])
+    md = md.replace("## Training step", f"## Training step\n\nMachine: {machine_line()}\n\n###", 1)
     return {"benchmark": "training", "machine": machine_info(), "images": n_images,
             "timesteps": timesteps, "seconds": times, "median_seconds": med,
-            "hire_over_none": ratio, "markdown": md}
+            "hire_over_none": ratio, "step": step, "markdown": md}
 
 
 def bench_compile(quick: bool = False, model: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,183 @@
+"""`spikemesh bench training`: the VGG5 training step, engine against engine, in one process.
+
+Images/s of one optimizer step (forward, backward, Adam) for the layer-major engine (the default),
+the step-by-step reference, and the same VGG5 written the usual snnTorch way (per-step
+``snn.Leaky`` layers; skipped with a reason when snnTorch is not installed), at T = 4 and 8 and
+batch 32 and 64. Rounds interleave the engines so drift in machine load hits all of them; the
+best round counts. The machine's own fp32 matrix-multiply rate is measured too, and the step's
+FLOP rate reported as a fraction of it: the physical bound on this machine. Data loading and
+augmentation are timed separately, as a fraction of the step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+ENGINES = ("multistep", "reference", "snntorch")
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 GFLOP/s of an n x n matrix multiply (torch, all its threads)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def forward_macs(cfg) -> int:
+    """Multiply-accumulates of one image's forward pass (conv1 once under direct encoding,
+    every other layer once per step)."""
+    from training.models import POOL
+
+    c_in, size, macs, first = cfg.in_channels, cfg.image_size, 0, True
+    for f in cfg.features:
+        if f == POOL:
+            size //= 2
+            continue
+        per_step = int(f) * c_in * 9 * size * size
+        macs += per_step * (1 if first and cfg.encoding == "direct" else cfg.timesteps)
+        c_in, first = int(f), False
+    n_in = c_in * size * size
+    for h in (*cfg.hidden, cfg.num_classes):
+        macs += n_in * h * cfg.timesteps
+        n_in = h
+    return macs
+
+
+def _snntorch_vgg5(cfg):
+    """VGG5 the way snnTorch tutorials write it: modules plus one snn.Leaky per layer, stepped
+    in a Python loop, the conv1 current recomputed every step."""
+    import snntorch as snn
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
+            self.c2 = nn.Conv2d(64, 128, 3, padding=1, bias=False)
+            self.c3 = nn.Conv2d(128, 128, 3, padding=1, bias=False)
+            self.f1, self.f2 = nn.Linear(8192, 1024, bias=False), nn.Linear(1024, 10, bias=False)
+            self.l1, self.l2, self.l3 = (snn.Leaky(beta=cfg.leak, threshold=cfg.theta_conv)
+                                         for _ in range(3))
+            self.l4 = snn.Leaky(beta=cfg.leak, threshold=cfg.theta_fc)
+
+        def forward(self, x):
+            m1, m2, m3, m4 = (lif.init_leaky() for lif in (self.l1, self.l2, self.l3, self.l4))
+            out = 0
+            for _ in range(cfg.timesteps):
+                s1, m1 = self.l1(self.c1(x), m1)
+                s2, m2 = self.l2(self.c2(nn.functional.avg_pool2d(s1, 2)), m2)
+                s3, m3 = self.l3(self.c3(s2), m3)
+                s4, m4 = self.l4(self.f1(nn.functional.avg_pool2d(s3, 2).flatten(1)), m4)
+                out = out + self.f2(s4)
+            return out / cfg.timesteps
+
+    torch.manual_seed(0)
+    return Net()
+
+
+def _rate(engine: str, timesteps: int, batch: int, steps: int) -> float:
+    """Images/s of ``steps`` optimizer steps after two warm-up steps."""
+    import torch
+    import torch.nn.functional as F
+
+    from training.models import ModelConfig, build_model
+
+    cfg = ModelConfig(arch="vgg5", timesteps=timesteps)
+    torch.manual_seed(0)
+    if engine == "snntorch":
+        model = _snntorch_vgg5(cfg)
+    else:
+        model = build_model(cfg)
+        model.engine = engine
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
+    x, y = torch.rand(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    for i in range(2 + steps):
+        if i == 2:
+            t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def _augment_seconds(batch: int, repeats: int = 20) -> float:
+    """Seconds to turn one batch of uint8 images into augmented float input."""
+    import torch
+
+    from training.data.augment import random_crop_flip
+    from training.evaluate import to_float
+
+    images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8)
+    gen = torch.Generator().manual_seed(0)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        random_crop_flip(to_float(images), generator=gen)
+    return (time.perf_counter() - t) / repeats
+
+
+def bench_training_step(quick: bool = False) -> dict[str, Any]:
+    from training.models import ModelConfig
+
+    try:
+        import snntorch  # noqa: F401
+        engines, skipped = ENGINES, None
+    except ImportError:
+        engines = ENGINES[:2]
+        skipped = "snnTorch is not installed (pip install -e '.[bench]')"
+    settings = [(4, 32)] if quick else [(4, 32), (4, 64), (8, 32), (8, 64)]
+    rounds, steps = (1, 1) if quick else (3, 3)
+    peak = matmul_gflops(1024 if quick else 2048)
+    rows = []
+    for timesteps, batch in settings:
+        best = {e: 0.0 for e in engines}
+        for _ in range(rounds):
+            for e in engines:
+                best[e] = max(best[e], _rate(e, timesteps, batch, steps))
+        flop = 3 * 2 * forward_macs(ModelConfig(arch="vgg5", timesteps=timesteps))
+        rows.append({"timesteps": timesteps, "batch": batch, "images_per_second": best,
+                     "multistep_over_reference": best["multistep"] / best["reference"],
+                     "multistep_over_snntorch": (best["multistep"] / best["snntorch"]
+                                                 if "snntorch" in best else None),
+                     "gflops": best["multistep"] * flop / 1e9,
+                     "fraction_of_matmul": best["multistep"] * flop / 1e9 / peak,
+                     "augment_fraction": _augment_seconds(batch) * best["multistep"] / batch})
+    return {"matmul_gflops": peak, "rows": rows, "snntorch_skipped": skipped}
+
+
+def markdown(res: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Training step: layer-major engine vs reference vs snnTorch-style",
+        "",
+        "VGG5, direct encoding, float, Adam; images/s of the whole optimizer step, best of "
+        "interleaved rounds. FLOP = 3 x 2 x forward multiply-accumulates (backward counted as "
+        "twice the forward: an upper bound of the work).",
+        "",
+        f"fp32 matmul on this machine: {res['matmul_gflops']:.0f} GFLOP/s.",
+        "",
+        "| T | batch | multistep | reference | snnTorch-style | vs reference | vs snnTorch | "
+        "GFLOP/s | of matmul | augmentation / step |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in res["rows"]:
+        ips = r["images_per_second"]
+        snn_txt = f"{ips['snntorch']:.1f}" if "snntorch" in ips else "skipped"
+        vs_snn = f"{r['multistep_over_snntorch']:.2f}x" if r["multistep_over_snntorch"] else "-"
+        lines.append(f"| {r['timesteps']} | {r['batch']} | {ips['multistep']:.1f} | "
+                     f"{ips['reference']:.1f} | {snn_txt} | {r['multistep_over_reference']:.2f}x | "
+                     f"{vs_snn} | {r['gflops']:.0f} | {100 * r['fraction_of_matmul']:.0f}% | "
+                     f"{100 * r['augment_fraction']:.1f}% |")
+    if res["snntorch_skipped"]:
+        lines += ["", f"snnTorch-style column skipped: {res['snntorch_skipped']}."]
+    lines += ["", "Targets (issue 15): >= 1.3x the reference, >= 1.5x snnTorch-style, >= 75% of "
+              "the matmul rate."]
+    return lines
