@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from artifacts.errors import UserError
+from training.allocator import keep_freed_memory
 from training.checkpoint import read_payload, save_checkpoint
 from training.data import load_dataset
 from training.data.augment import random_crop_flip
@@ -77,6 +78,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
     Returns the final metrics dict (also stored in the checkpoint).
     """
     _seed_everything(cfg.seed)
+    if cfg.device == "cpu":
+        keep_freed_memory()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)

@@ -62,8 +62,9 @@ def bench_training(quick: bool = False) -> dict[str, Any]:
     from spikemesh.bench.training_step import bench_training_step, markdown
 
     step = bench_training_step(quick=quick)
-    md = "\n".join([*markdown(step), "", md.replace("## Training: HIRE", "### HIRE", 1)])
-    md = md.replace("## Training step", f"## Training step\n\nMachine: {machine_line()}\n\n###", 1)
+    hire = md.replace("## Training: HIRE", "### HIRE", 1).replace(f"Machine: {machine_line()}\n\n", "", 1)
+    md = "\n".join(["## Training (`spikemesh bench training`)", "", f"Machine: {machine_line()}", "",
+                     *markdown(step), "", hire])
     return {"benchmark": "training", "machine": machine_info(), "images": n_images,
             "timesteps": timesteps, "seconds": times, "median_seconds": med,
             "hire_over_none": ratio, "step": step, "markdown": md}

@@ -126,8 +126,10 @@ def _augment_seconds(batch: int, repeats: int = 20) -> float:
 
 
 def bench_training_step(quick: bool = False) -> dict[str, Any]:
+    from training.allocator import keep_freed_memory
     from training.models import ModelConfig
 
+    tuned = keep_freed_memory()           # as `spikemesh train` does; every engine alike
     try:
         import snntorch  # noqa: F401
         engines, skipped = ENGINES, None
@@ -151,18 +153,20 @@ def bench_training_step(quick: bool = False) -> dict[str, Any]:
                      "gflops": best["multistep"] * flop / 1e9,
                      "fraction_of_matmul": best["multistep"] * flop / 1e9 / peak,
                      "augment_fraction": _augment_seconds(batch) * best["multistep"] / batch})
-    return {"matmul_gflops": peak, "rows": rows, "snntorch_skipped": skipped}
+    return {"matmul_gflops": peak, "rows": rows, "snntorch_skipped": skipped,
+            "malloc_tuned": tuned}
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
     lines = [
-        "## Training step: layer-major engine vs reference vs snnTorch-style",
+        "### Training step: layer-major engine vs reference vs snnTorch-style",
         "",
         "VGG5, direct encoding, float, Adam; images/s of the whole optimizer step, best of "
         "interleaved rounds. FLOP = 3 x 2 x forward multiply-accumulates (backward counted as "
         "twice the forward: an upper bound of the work).",
         "",
-        f"fp32 matmul on this machine: {res['matmul_gflops']:.0f} GFLOP/s.",
+        f"fp32 matmul on this machine: {res['matmul_gflops']:.0f} GFLOP/s. glibc malloc keeps "
+        f"freed memory (training.allocator): {'yes' if res['malloc_tuned'] else 'no'}.",
         "",
         "| T | batch | multistep | reference | snnTorch-style | vs reference | vs snnTorch | "
         "GFLOP/s | of matmul | augmentation / step |",

@@ -90,6 +90,7 @@ def vgg5_image(tmp_path_factory):
     return d / "m.chip"
 
 
+@pytest.mark.slow   # a cold kernel cache costs a VGG5 compile in the child process
 def test_edited_images_through_simulate_never_crash(vgg5_image, tmp_path):
     meta, arrays = read_chip_image(vgg5_image)
     rng = np.random.default_rng(7)

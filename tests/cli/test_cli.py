@@ -86,3 +86,4 @@ def test_quant_level_of_a_float_model_needs_bits(tmp_path, capsys):
 def test_bench_training_quick(capsys):
     code, out, _ = run_cli(capsys, "bench", "training", "--quick")
     assert code == 0 and "hire / none epoch time" in out
+    assert "| 4 | 32 |" in out and "GFLOP/s" in out and "### Training step" in out
