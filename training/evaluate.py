@@ -37,3 +37,18 @@ def accuracy(model: SpikingVGG, split: Split, *, batch_size: int = 256,
         return 0.0
     pred = predict(model, split, batch_size=batch_size, record=record)
     return 100.0 * float((pred == split.labels).float().mean())
+
+
+def float_and_quant_accuracy(model: SpikingVGG, split: Split, bits: int | None
+                             ) -> tuple[float, float | None]:
+    """Top-1 with float weights and, when ``bits`` is given, with k-bit weights (the model's own
+    quantization setting is restored afterwards)."""
+    keep = model.quant_bits
+    model.set_quantization(None)
+    acc_float = accuracy(model, split)
+    acc_quant = None
+    if bits is not None:
+        model.set_quantization(bits)
+        acc_quant = accuracy(model, split)
+    model.set_quantization(keep)
+    return acc_float, acc_quant

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from training.data.augment import random_crop_flip
 from training.data.bundle import Split
-from training.evaluate import to_float
+from training.evaluate import float_and_quant_accuracy, to_float
 from training.models import POOL, SpikingVGG
 
 PERCENTILE = 0.8          # of the positive input currents a layer receives
@@ -115,7 +115,7 @@ def balance_thresholds(model: SpikingVGG, calibration: torch.Tensor,
 
 def hybrid_init(model: SpikingVGG, train: Split, val: Split, *, epochs: int, batch_size: int,
                 lr: float, augment: bool, generator: torch.Generator, device: torch.device,
-                quant_bits: int | None, accuracy, progress: bool = True, log=print
+                quant_bits: int | None, progress: bool = True, log=print
                 ) -> dict[str, Any]:
     """ANN training, conversion, and the history entry that records both accuracies."""
     t0 = time.perf_counter()
@@ -125,13 +125,7 @@ def hybrid_init(model: SpikingVGG, train: Split, val: Split, *, epochs: int, bat
     ann_acc = ann_accuracy(model, val)
     calibration = to_float(train.images[:CALIBRATION_IMAGES])
     thresholds = balance_thresholds(model, calibration)
-    model.set_quantization(None)
-    conv_float = accuracy(model, val)
-    conv_quant = None
-    if quant_bits is not None:
-        model.set_quantization(quant_bits)
-        conv_quant = accuracy(model, val)
-        model.set_quantization(None)
+    conv_float, conv_quant = float_and_quant_accuracy(model, val, quant_bits)
     model.to(device)
     entry = {"phase": "ann-to-snn", "ann_epochs": epochs, "ann_val_acc": ann_acc,
              "converted_val_acc_float": conv_float, "converted_val_acc_quant": conv_quant,

@@ -152,14 +152,6 @@ def _lif(lif, current: torch.Tensor, u0: torch.Tensor | None) -> tuple[torch.Ten
                              lif.reset == "soft")
 
 
-def _record(record: dict[str, list[float]] | None, name: str, spikes: torch.Tensor) -> None:
-    if record is None:
-        return
-    entry = record.setdefault(name, [0.0, 0.0])
-    entry[0] += float(spikes.detach().sum())
-    entry[1] += float(spikes.numel())
-
-
 def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
                   state: dict[str, torch.Tensor], record: dict[str, list[float]] | None,
                   generator: torch.Generator | None,
@@ -168,7 +160,7 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
     """SpikingVGG.run, layer-major. Same arguments, same results (see the module docstring).
     ``currents``, if given, receives each spiking layer's input currents (T, B, ...), detached
     (the hybrid initialisation sets thresholds from them)."""
-    from training.models import POOL
+    from training.models import POOL, _record  # here: models imports this module lazily too
 
     cfg = model.cfg
     b = x.shape[0]

@@ -18,7 +18,7 @@ from training.allocator import keep_freed_memory
 from training.checkpoint import read_payload, save_checkpoint
 from training.data import load_dataset
 from training.data.augment import random_crop_flip
-from training.evaluate import accuracy, to_float
+from training.evaluate import float_and_quant_accuracy, to_float
 from training.models import ModelConfig, build_model
 from training.noise import NoiseConfig, train_step
 
@@ -102,7 +102,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         entry = hybrid_init(model, train_split, val_split, epochs=cfg.ann_epochs,
                             batch_size=cfg.batch_size, lr=cfg.lr * ANN_LR_FACTOR,
                             augment=cfg.augment, generator=gen, device=device, quant_bits=bits,
-                            accuracy=accuracy, progress=progress, log=log)
+                            progress=progress, log=log)
         history.append(entry)
         model.cpu()   # saved at once, so --resume after an interruption skips the ANN phase
         save_checkpoint(cfg.out, model, dataset=dataset_info, metrics={}, history=history,
@@ -141,12 +141,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         sched.step()
         epoch_time = time.perf_counter() - t_start
         model.cpu()
-        model.set_quantization(None)
-        val_float = accuracy(model, val_split)
-        val_quant = None
-        if bits is not None:
-            model.set_quantization(bits)
-            val_quant = accuracy(model, val_split)
+        val_float, val_quant = float_and_quant_accuracy(model, val_split, bits)
         model.to(device)
         metrics = {"phase": "snn", "epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
                    "train_acc": 100 * correct / max(seen, 1), "val_acc_float": val_float,
