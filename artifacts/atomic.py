@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from artifacts.errors import UserError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -76,8 +78,6 @@ def check_output(path: str | os.PathLike[str], *, option: str,
     """Refuse, before any work, an output path that cannot be written or would overwrite an
     input: a directory, a path under a regular file, a folder without write permission, a
     non-regular file, or the same file as an input (symlinks and hard links included)."""
-    from artifacts.errors import UserError
-
     target = Path(path)
     if target.is_dir():
         raise UserError(f"{option} {target} is a directory; pass a file path")

@@ -135,9 +135,6 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from training.noise import NoiseConfig
     from training.trainer import TrainConfig, train
 
-    if a.noise == "hire" and a.noise_periods > a.timesteps:
-        raise UserError(f"--noise-periods {a.noise_periods} exceeds the {a.timesteps} time steps "
-                        "it splits; use at most -T periods")
     try:
         noise = NoiseConfig(kind=a.noise, eps=a.noise_eps / 255.0, periods=a.noise_periods,
                             reset_between_periods=a.noise_reset)

@@ -77,6 +77,9 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
 
     Returns the final metrics dict (also stored in the checkpoint).
     """
+    if cfg.noise.kind == "hire" and cfg.noise.periods > cfg.model.timesteps:
+        raise UserError(f"--noise-periods {cfg.noise.periods} exceeds the {cfg.model.timesteps} "
+                        "time steps it splits; use at most -T periods")
     _seed_everything(cfg.seed)
     if cfg.device == "cpu":
         keep_freed_memory()
