@@ -18,7 +18,7 @@ checks, in order, and names the first problem in one sentence:
    that holds it, and counts its sources; the routing tables and link loads equal the XY
    multicast trees (``artifacts.mesh.xy_tables``).
 
-It is numpy only and costs ~0.1 s for a VGG5 image. ``read_chip_image`` runs it on every image
+It is numpy only and costs ~0.2 s for a VGG5 image. ``read_chip_image`` runs it on every image
 it reads, and ``chipsim.machine_from_arrays`` on in-memory images.
 """
 
