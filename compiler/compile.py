@@ -120,10 +120,11 @@ def quantize_checkpoint(pt_path: str | Path, spec: ChipSpec, weight_bits: int | 
     return model, {"dataset": ckpt.dataset, "norm": (net.mean, net.std)}
 
 
-def compile_checkpoint(pt_path: str | Path, spec: ChipSpec, out: str | Path, *,
-                       chips: tuple[int, int] | None = None, weight_bits: int | None = None,
-                       seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Compile a trained .pt into a chip image at ``out``; return a summary."""
+def compile_image(pt_path: str | Path, spec: ChipSpec, *, chips: tuple[int, int] | None = None,
+                  weight_bits: int | None = None, seed: int = 0,
+                  log: Callable[[str], None] = print
+                  ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Compile a trained .pt into a chip image in memory: (meta, arrays, summary)."""
     t0 = time.perf_counter()
     model, info = quantize_checkpoint(pt_path, spec, weight_bits)
     t_quant = time.perf_counter() - t0
@@ -139,10 +140,24 @@ def compile_checkpoint(pt_path: str | Path, spec: ChipSpec, out: str | Path, *,
     t = time.perf_counter()
     meta, arrays = build_image(model, spec, cores, routes, placement, tables, provenance=provenance,
                                norm=info["norm"], extra={"plans": plan_meta})
-    size = write_chip_image(out, meta, arrays)
     times["emit"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
-    return {"out": str(out), "bytes": size, "cores": len(cores),
-            "chips": spec.chips, "board": [spec.board.chips_x, spec.board.chips_y],
-            "placement_cost": placement.cost, "row_major_cost": placement.row_major_cost,
-            "seconds": times, "plans": plan_meta, "spec": dataclasses.asdict(spec)["name"]}
+    summary = {"cores": len(cores), "chips": spec.chips,
+               "board": [spec.board.chips_x, spec.board.chips_y],
+               "placement_cost": placement.cost, "row_major_cost": placement.row_major_cost,
+               "seconds": times, "plans": plan_meta, "spec": dataclasses.asdict(spec)["name"]}
+    return meta, arrays, summary
+
+
+def compile_checkpoint(pt_path: str | Path, spec: ChipSpec, out: str | Path, *,
+                       chips: tuple[int, int] | None = None, weight_bits: int | None = None,
+                       seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Compile a trained .pt into a chip image at ``out``; return a summary."""
+    t0 = time.perf_counter()
+    meta, arrays, summary = compile_image(pt_path, spec, chips=chips, weight_bits=weight_bits,
+                                          seed=seed, log=log)
+    t = time.perf_counter()
+    size = write_chip_image(out, meta, arrays)
+    summary["seconds"]["emit"] += time.perf_counter() - t
+    summary["seconds"]["total"] = time.perf_counter() - t0
+    return {"out": str(out), "bytes": size, **summary}

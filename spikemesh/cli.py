@@ -155,31 +155,29 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 # -- attack ------------------------------------------------------------------------------
 def _cmd_attack(a: argparse.Namespace) -> int:
-    from training.checkpoint import load_checkpoint
-    from training.data import load_dataset
-    from training.robustness import AttackSpec, evaluate_robustness, format_table
+    from spikemesh.evaluation.report import format_table
+    from spikemesh.evaluation.run import AttackRequest, run_attack
+    from spikemesh.evaluation.spec import AttackSpec
 
-    _check_outputs((a.model,), json=a.json)
-    ckpt = load_checkpoint(a.model)
-    if a.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda was asked for but this PyTorch has no CUDA device; "
-                            "use --device cpu")
-        ckpt.model.to("cuda")
-    name = a.dataset or ckpt.dataset.get("name", "synthetic")
-    data = load_dataset(name, a.data_dir, val_size=ckpt.dataset.get("val_size", 5000))
-    split = data.split(a.split).head(a.n)
-    spec = AttackSpec(name=a.attack, eps=a.eps, targeted=a.targeted, steps=a.steps,
-                      step_size=a.step_size / 255.0, random_start=not a.no_random_start,
-                      eot=a.eot, seed=a.seed)
-    result = evaluate_robustness(ckpt.model, split, spec, levels=a.levels, quant_bits=a.weight_bits,
-                                 batch_size=a.batch_size, progress=not a.quiet)
-    result["model"] = str(a.model)
-    result["dataset"] = name
-    result["split"] = a.split
+    _check_outputs((a.model, a.chip_image, a.source_model, a.inputs), json=a.json,
+                   save_inputs=a.save_inputs)
+    if a.inputs is not None and a.save_inputs is not None:
+        raise UserError("--inputs re-evaluates saved inputs, --save-inputs writes new ones; "
+                        "give one of them")
+    spec = AttackSpec(name=a.attack, eps=a.eps or (2, 8, 16),
+                      targeted=a.targeted, steps=a.steps, step_size=a.step_size / 255.0,
+                      random_start=not a.no_random_start, eot=a.eot, queries=a.queries,
+                      p_init=a.p_init, seed=a.seed)
+    levels = a.levels or ("algo", "quant", "hw")
+    req = AttackRequest(model=a.model, spec=spec, levels=levels, source=a.source,
+                        source_model=a.source_model, chip_image=a.chip_image,
+                        weight_bits=a.weight_bits, dataset=a.dataset, data_dir=a.data_dir,
+                        split=a.split, n=a.n, batch_size=a.batch_size, device=a.device,
+                        save_inputs=a.save_inputs, inputs=a.inputs)
+    result = run_attack(req, log=(lambda _: None) if a.quiet else _say, progress=not a.quiet)
     _say(format_table(result))
+    if a.save_inputs:
+        _say(f"wrote the adversarial inputs to {a.save_inputs}")
     _write_json(a.json, result)
     return 0
 
@@ -356,29 +354,47 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _attack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="checkpoint .pt")
-    p.add_argument("--attack", default="fgsm", choices=["fgsm", "rfgsm", "pgd"])
-    p.add_argument("--eps", type=numbers(0, 255), default=(2.0, 8.0, 16.0),
-                    help="comma-separated eps in grey levels (/255); default 2,8,16")
+    p.add_argument("--attack", default="fgsm", choices=["fgsm", "rfgsm", "pgd", "square"],
+                   help="square: score-based black-box attack (queries the level's outputs)")
+    p.add_argument("--eps", type=numbers(0, 255), default=None,
+                   help="comma-separated eps in whole grey levels (/255); default 2,8,16")
+    p.add_argument("--levels", type=words, default=None,
+                   help="where inputs are evaluated, comma-separated: algo (float weights), "
+                        "quant (k-bit weights), hw (the chip image on chipsim); default all three")
+    p.add_argument("--source", default="self", choices=["self", "algo", "quant", "hw"],
+                   help="who crafts the inputs: self (each level attacks itself; hw reads "
+                        "quant's), or one level for all (hw: through the integer model with "
+                        "straight-through gradients; with square: that level's scores)")
+    p.add_argument("--source-model", default=None, metavar="PT",
+                   help="craft with another trained model instead (black-box transfer)")
+    p.add_argument("--chip-image", default=None, metavar="CHIP",
+                   help="the model's chip image (default: compile it for pku-nc64c in memory)")
     p.add_argument("--targeted", action="store_true", help="targeted attack (eq. 4) toward random classes")
     p.add_argument("--steps", type=integer(1, 100_000), default=7, help="PGD steps")
-    p.add_argument("--step-size", type=number(0, 255, lo_open=True), default=2.55,
-                   help="PGD step in grey levels (/255)")
+    p.add_argument("--step-size", type=number(0, 255, lo_open=True), default=2.0,
+                   help="PGD step in grey levels (/255); default 2")
     p.add_argument("--no-random-start", action="store_true")
     p.add_argument("--eot", type=integer(1, 10_000), default=None,
-                    help="gradient samples for stochastic encoders (default 8 for rate, else 1)")
-    p.add_argument("--levels", type=words, default=("algo", "quant"),
-                    help="comma-separated: algo (float weights), quant (k-bit weights)")
+                   help="gradient samples for stochastic encoders (default 8 for rate, else 1)")
+    p.add_argument("--queries", type=integer(1, 1_000_000), default=1000,
+                   help="square: score queries per image (budget)")
+    p.add_argument("--p-init", type=number(0, 1, lo_open=True), default=0.05,
+                   help="square: initial fraction of the image a square covers")
     p.add_argument("--weight-bits", type=integer(1, 8), default=None,
-                    help="bits for the quant level (default: the bits the model was trained with)")
+                   help="bits for the quant level (default: the bits the model was trained with)")
     p.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"],
-                    help="default: the dataset the model was trained on")
+                   help="default: the dataset the model was trained on")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--n", type=count, default=1000, help="number of images")
     p.add_argument("--batch-size", type=batch, default=100)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
-                    help="where the algorithm levels run")
+                   help="where the algorithm levels run")
+    p.add_argument("--save-inputs", default=None, metavar="NPZ",
+                   help="write the adversarial inputs, labels and provenance (.npz)")
+    p.add_argument("--inputs", default=None, metavar="NPZ",
+                   help="re-evaluate inputs saved with --save-inputs instead of attacking")
     p.add_argument("--json", default=None, metavar="PATH", help="write the results as JSON (- for stdout)")
     p.add_argument("--quiet", action="store_true")
 
@@ -452,7 +468,8 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 # never imports training/ (whose dataclasses hold the train defaults) and starts instantly.
 COMMANDS = {
     "train": ("train a VGG SNN and write a checkpoint (.pt)", _train_args, _cmd_train),
-    "attack": ("adversarial evaluation at the algorithm levels", _attack_args, _cmd_attack),
+    "attack": ("adversarial evaluation at the algorithm, quantized and chip levels", _attack_args,
+               _cmd_attack),
     "compile": ("compile a trained .pt into a chip image", _compile_args, _cmd_compile),
     "inspect": ("summarize a chip image: cores, memory, mesh map, hot links", _inspect_args, _cmd_inspect),
     "simulate": ("run a chip image on a dataset, cycle-level", _simulate_args, _cmd_simulate),

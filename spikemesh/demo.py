@@ -1,8 +1,9 @@
 """`spikemesh demo`: the whole chain on the embedded synthetic dataset, offline.
 
 1. train a VGG5 (direct encoding, T=4; float, then a 4-bit QAT epoch);
-2. the algorithm-level FGSM table (float vs 4-bit weights, eps 2/8/16);
-3. compile it for the PKU-NC64C-style preset (--chips auto) and print the inspect summary;
+2. compile it for the PKU-NC64C-style preset (--chips auto) and print the inspect summary;
+3. the FGSM table at three levels (float, 4-bit, the chip image on chipsim; eps 2/8/16) with
+   the chip's agreement with the 4-bit model under attack;
 4. simulate validation images on the chip image, cycle-level, verified bit for bit against the
    integer reference.
 """
@@ -28,7 +29,6 @@ def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500, n_sim
     from training.data import load_dataset
     from training.evaluate import predict
     from training.models import ModelConfig
-    from training.robustness import AttackSpec, evaluate_robustness, format_table
     from training.trainer import TrainConfig, train
 
     out.mkdir(parents=True, exist_ok=True)
@@ -50,18 +50,6 @@ def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500, n_sim
     print(f"      trained in {train_s:.0f}s: validation {metrics['val_acc_float']:.1f}% float, "
           f"{metrics['val_acc_quant']:.1f}% 4-bit")
 
-    print(f"[2/4] FGSM at eps 2/8/16 (/255) on {n_attack} validation images, float vs 4-bit")
-    ckpt = load_checkpoint(model_path)
-    data = load_dataset("synthetic", val_size=2000)
-    result = evaluate_robustness(ckpt.model, data.val.head(n_attack),
-                                 AttackSpec(name="fgsm", eps=(2.0, 8.0, 16.0)),
-                                 progress=progress)
-    result["train_seconds"] = train_s
-    result["train_metrics"] = metrics
-    print(format_table(result))
-    write_text_atomic(out / "attack.json", json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out / 'attack.json'}")
-
     from artifacts.chipimage import read_chip_image
     from chipsim.machine import machine_from_arrays
     from chipsim.simulate import simulate_dataset
@@ -70,12 +58,29 @@ def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500, n_sim
     from compiler.inspect import format_summary, mesh_map, summarize
     from compiler.spec import load_spec
     from spikemesh.crosscheck import CrossCheck
+    from spikemesh.evaluation.report import format_table
+    from spikemesh.evaluation.run import AttackRequest, run_attack
+    from spikemesh.evaluation.spec import AttackSpec
 
     chip_path = out / "model.chip"
-    print(f"[3/4] compiling for pku-nc64c -> {chip_path}")
+    print(f"[2/4] compiling for pku-nc64c -> {chip_path}")
     compiled = compile_checkpoint(model_path, load_spec("pku-nc64c"), chip_path)
     meta, arrays = read_chip_image(chip_path)
     print(format_summary(summarize(meta, arrays), mesh_map(meta, arrays)))
+
+    print(f"[3/4] FGSM at eps 2/8/16 (/255) on {n_attack} validation images: float, 4-bit and "
+          "the chip")
+    result = run_attack(AttackRequest(str(model_path), AttackSpec(name="fgsm", eps=(2, 8, 16)),
+                                      levels=("algo", "quant", "hw"), chip_image=str(chip_path),
+                                      dataset="synthetic", n=n_attack),
+                        log=print, progress=progress)
+    result["train_seconds"] = train_s
+    result["train_metrics"] = metrics
+    print(format_table(result))
+    write_text_atomic(out / "attack.json", json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out / 'attack.json'}")
+    ckpt = load_checkpoint(model_path)
+    data = load_dataset("synthetic", val_size=2000)
 
     print(f"[4/4] simulating {n_sim} validation images on the chip, verified against the "
           "integer reference")

@@ -163,6 +163,10 @@ class SpikingVGG(nn.Module):
             if isinstance(m, nn.Conv2d | nn.Linear):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="linear")
 
+    @property
+    def num_classes(self) -> int:
+        return self.cfg.num_classes
+
     # -- views -------------------------------------------------------------------------
     def set_quantization(self, bits: int | None) -> None:
         """Forward with k-bit weights (Q2) or float weights (None, Q1)."""

@@ -62,10 +62,11 @@ def test_train_resume_and_attack_json(tmp_path, capsys):
     report = tmp_path / "attack.json"
     code, stdout, _ = run_cli(capsys, "attack", str(out), "--n", "20", "--eps", "2,8",
                               "--json", str(report), "--quiet")
-    assert code == 0 and "algo" in stdout and "quant (4-bit)" in stdout
+    assert code == 0 and "algo" in stdout and "quant (4-bit)" in stdout and "hw (4-bit)" in stdout
     data = json.loads(report.read_text())
     assert data["attack"] == "fgsm" and data["n"] == 20
-    for level in ("algo", "quant"):
+    assert data["chip_image"] == "compiled in memory for pku-nc64c"
+    for level in ("algo", "quant", "hw"):
         lv = data["levels"][level]
         assert set(lv["eps"]) == {"2", "8"}
         assert {"adv_acc", "adv_loss"} <= set(lv["eps"]["2"])
@@ -79,7 +80,7 @@ def test_quant_level_of_a_float_model_needs_bits(tmp_path, capsys):
     code, _, err = run_cli(capsys, "attack", str(out), "--n", "8", "--quiet")
     assert code == 2 and "--weight-bits" in err
     code, stdout, _ = run_cli(capsys, "attack", str(out), "--n", "8", "--weight-bits", "2",
-                              "--eps", "8", "--quiet")
+                              "--eps", "8", "--levels", "algo,quant", "--quiet")
     assert code == 0 and "quant (2-bit)" in stdout
 
 

@@ -1,15 +1,16 @@
 """End to end on the synthetic dataset: a short training run must beat a stated accuracy, and
-FGSM at eps 16/255 must lower it."""
+FGSM at eps 16/255 must lower it (algorithm levels; the chip level: tests/evaluation)."""
 
 import pytest
 import torch
 
+from spikemesh.evaluation.run import AttackRequest, run_attack
+from spikemesh.evaluation.spec import AttackSpec
 from tests.conftest import E2E_MIN_ACCURACY
 from training.attacks import fgsm, pgd, random_targets, rfgsm
 from training.checkpoint import load_checkpoint
 from training.data import load_dataset
 from training.evaluate import accuracy, to_float
-from training.robustness import AttackSpec, evaluate_robustness
 
 
 def test_short_training_beats_the_stated_accuracy(trained_synthetic):
@@ -30,8 +31,9 @@ def test_fgsm_16_lowers_accuracy_and_reports_the_table(trained_synthetic):
     path, _ = trained_synthetic
     ckpt = load_checkpoint(path)
     val = load_dataset("synthetic", val_size=500).val.head(200)
-    result = evaluate_robustness(ckpt.model, val, AttackSpec("fgsm", eps=(2.0, 16.0)),
-                                 progress=False)
+    result = run_attack(AttackRequest(str(path), AttackSpec("fgsm", eps=(2, 16)),
+                                      levels=("algo", "quant"), n=200),
+                        log=lambda _: None, progress=False)
     x, y = val.images.float() / 255.0, val.labels
     for level, bits in (("algo", None), ("quant", 4)):
         lv = result["levels"][level]
@@ -64,6 +66,15 @@ def test_attacks_stay_in_the_eps_ball_and_pixel_range(trained_synthetic):
         assert (x_adv - x).abs().max() <= eps + 1e-6
         assert x_adv.min() >= 0 and x_adv.max() <= 1
         assert (x_adv != x).any()
+        # on the chip's 8-bit grid: every pixel a whole grey level
+        assert (x_adv * 255 - torch.round(x_adv * 255)).abs().max() < 1e-4
+
+
+def test_a_fraction_of_a_grey_level_is_refused(trained_synthetic):
+    model = load_checkpoint(trained_synthetic[0]).model
+    x, y = torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match="whole number of grey levels"):
+        fgsm(model, x, y, 2.5 / 255)
 
 
 def test_random_targets_never_equal_the_label():
