@@ -455,9 +455,9 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("which", choices=["training", "compile", "noc", "chipsim"],
+    p.add_argument("which", choices=["training", "compile", "noc", "chipsim", "attack"],
                    help="what to benchmark")
-    p.add_argument("--model", default=None, help="chipsim: a trained VGG5 checkpoint")
+    p.add_argument("--model", default=None, help="chipsim, attack: a trained VGG5 checkpoint")
     p.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
     p.add_argument("--json", default=None, metavar="PATH", help="write the report as JSON (- for stdout)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")

@@ -19,6 +19,12 @@ def machine_info() -> dict[str, str | int]:
     info: dict[str, str | int] = {"cpu": cpu, "cores": os.cpu_count() or 1,
                                   "python": platform.python_version(),
                                   "system": f"{platform.system()} {platform.release()}"}
+    # code generation restricted by the user (e.g. to measure the AVX2 paths on an AVX-512 CPU)
+    limits = [f"{k}={os.environ[k]}" for k in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES",
+                                               "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+              if os.environ.get(k)]
+    if limits:
+        info["codegen"] = " ".join(limits)
     try:
         import torch
 

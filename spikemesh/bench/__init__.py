@@ -235,8 +235,14 @@ def bench_chipsim(quick: bool = False, model: str | None = None) -> dict[str, An
             "cycles_per_step": cycles, "markdown": "\n".join(md)}
 
 
+def bench_attack(quick: bool = False, model: str | None = None) -> dict[str, Any]:
+    from spikemesh.bench.attack import bench_attack as run
+
+    return run(quick=quick, model=model)
+
+
 BENCHES = {"training": bench_training, "compile": bench_compile, "noc": bench_noc,
-           "chipsim": bench_chipsim}
+           "chipsim": bench_chipsim, "attack": bench_attack}
 
 
 def run_bench(which: str, quick: bool = False, model: str | None = None) -> dict[str, Any]:

@@ -44,6 +44,9 @@ class InputSet:
     label: str                      # the source as the table names it
     craft: Craft
     queried_level: str | None = None  # square: the level whose scores it asks for
+    # hw source: the crafting model's own output accumulators for given images, to show that
+    # the chip computes exactly what the attack aimed at
+    accumulators: Callable[[np.ndarray], np.ndarray] | None = None
     square: dict[int, dict[str, Any]] = field(default_factory=dict)   # eps -> tallies
 
 
@@ -56,7 +59,8 @@ class Plan:
 def gradient_set(label: str, crafter, spec: AttackSpec) -> InputSet:
     """Inputs made by ``crafter.craft`` (a level with a gradient, or the integer model)."""
     return InputSet(label, lambda images, labels, eps, seed, rows:
-                    crafter.craft(images, labels, spec, eps, seed))
+                    crafter.craft(images, labels, spec, eps, seed),
+                    accumulators=getattr(crafter, "exact_accumulators", None))
 
 
 def square_set(label: str, level, spec: AttackSpec) -> InputSet:
@@ -127,15 +131,20 @@ def evaluate(objs: dict[str, Any], plan: Plan, images: np.ndarray, labels: np.nd
     with_hw = "hw" in levels
     kept: dict[str, dict[int, list[np.ndarray]]] = {k: {e: [] for e in eps_list} for k in plan.sets}
     seconds = {"craft": 0.0, **{lv: 0.0 for lv in levels}}
+    exact = [0, 0]      # hw source: images whose chip outputs equal the crafting model's
     n_batches = (n + batch_size - 1) // batch_size
     bar = tqdm(total=n_batches * (1 + len(eps_list) * len(plan.sets)), unit="step",
                desc="attack", disable=not progress, file=sys.stderr, leave=False,
                dynamic_ncols=True)
 
+    hw_scores: dict[str, np.ndarray] = {}
+
     def run_level(lv: str, x: np.ndarray, kind: int, bi: int, tally: SpikeTally | None):
         t = time.perf_counter()
-        pred, _ = objs[lv].evaluate(x, key_seed(spec.seed, level_id[lv], kind, bi), tally)
+        pred, scores = objs[lv].evaluate(x, key_seed(spec.seed, level_id[lv], kind, bi), tally)
         seconds[lv if lv in seconds else "craft"] += time.perf_counter() - t
+        if lv == "hw":
+            hw_scores["last"] = scores
         return pred
 
     for bi, rows in enumerate(_batches(n, batch_size)):
@@ -166,10 +175,16 @@ def evaluate(objs: dict[str, Any], plan: Plan, images: np.ndarray, labels: np.nd
                     q = (adv_preds["quant"] if "quant" in adv_preds
                          else run_level("quant", x_adv, 1 + ei, bi, None))
                     agree[e].add(adv_preds["hw"], q, y)
+                    if iset.accumulators is not None:
+                        same = (iset.accumulators(x_adv) == hw_scores["last"]).all(axis=1)
+                        exact[0] += int(same.sum())
+                        exact[1] += len(same)
                 bar.update(1)
     bar.close()
     result = _result(plan, spec, levels, n, objs, clean_ok, adv_ok, clean_tally, adv_tally,
                      agree if with_hw else None, seconds)
+    if exact[1]:
+        result["hw_source_exact"] = {"images": exact[1], "identical": exact[0]}
     inputs = {k: {e: np.concatenate(v) for e, v in d.items() if v} for k, d in kept.items()}
     return result, inputs
 

@@ -145,3 +145,15 @@ class IntegerSource:
     def craft(self, images: np.ndarray, labels: np.ndarray, spec, eps: int, seed: int
               ) -> np.ndarray:
         return craft_with(self.model, images, labels, spec, eps, seed, "cpu", self.stochastic)
+
+    @property
+    def exact_accumulators(self):
+        """The model's output accumulators for uint8 images, to compare with the chip's; None
+        for a stochastic encoder (torch and the chip draw different random numbers)."""
+        if self.stochastic:
+            return None
+
+        def run(images: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return self.model.accumulators(pixels(images)).numpy()
+        return run

@@ -51,6 +51,10 @@ def format_table(result: dict[str, Any]) -> str:
                   for k, a in ag["eps"].items()]
         lines += ["", f"hw vs quant top-1 agreement on the inputs hw read ({ag['inputs']}): "
                   + "; ".join(parts)]
+    if "hw_source_exact" in result:
+        ex = result["hw_source_exact"]
+        lines.append(f"hw-ste: on {ex['identical']} of {ex['images']} crafted inputs the chip's "
+                     "output accumulators equal the integer model the gradient went through")
     for per_eps in result.get("square", {}).values():
         for k, s in per_eps.items():
             q = ("no image fooled" if s["mean_queries"] is None else

@@ -88,3 +88,10 @@ def test_bench_training_quick(capsys):
     code, out, _ = run_cli(capsys, "bench", "training", "--quick")
     assert code == 0 and "hire / none epoch time" in out
     assert "| 4 | 32 |" in out and "GFLOP/s" in out and "### Training step" in out
+
+
+def test_bench_attack_quick(trained_synthetic, capsys):
+    code, out, _ = run_cli(capsys, "bench", "attack", "--quick", "--model",
+                           str(trained_synthetic[0]))
+    assert code == 0 and "Adding hw:" in out and "hw source gradient / quant gradient" in out
+    assert "chip queries/s" in out

@@ -103,6 +103,7 @@ def test_hw_source_inputs_run_bit_exactly_and_saved_inputs_reproduce_the_run(set
     res = run_attack(request(setup, source="hw", save_inputs=str(saved)), log=lambda _: None,
                      progress=False)
     assert {v["source"] for v in res["levels"].values()} == {"hw-ste"}
+    assert res["hw_source_exact"] == {"images": 2 * N, "identical": 2 * N}
     with np.load(saved, allow_pickle=False) as z:
         adv = z["adv/hw/16"]
         assert np.array_equal(z["clean"], val.images.numpy())
@@ -201,17 +202,22 @@ def test_a_chip_image_of_another_model_or_a_corrupt_one_is_refused(setup, tmp_pa
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.fixture(scope="module")
+def saved_quant_inputs(setup, tmp_path_factory):
+    saved = tmp_path_factory.mktemp("inputs") / "adv.npz"
+    run_attack(request(setup, levels=("quant",), spec=AttackSpec("fgsm", eps=(8,)),
+                       save_inputs=str(saved)), log=lambda _: None, progress=False)
+    return saved
+
+
 @pytest.mark.parametrize("tamper,match", [
     (lambda z: {**z, "adv/quant/8": np.clip(z["adv/quant/8"].astype(int) + 9, 0, 255)
                 .astype(np.uint8)}, "outside its eps"),
     (lambda z: {**z, "labels": np.array([object()] * len(z["labels"]))}, "unpickling"),
     (lambda z: {k: v for k, v in z.items() if k != "provenance"}, "lacks provenance"),
 ])
-def test_a_tampered_inputs_file_is_refused(setup, tmp_path, tamper, match):
-    saved = tmp_path / "adv.npz"
-    run_attack(request(setup, levels=("quant",), spec=AttackSpec("fgsm", eps=(8,)),
-                       save_inputs=str(saved)), log=lambda _: None, progress=False)
-    with np.load(saved, allow_pickle=False) as z:
+def test_a_tampered_inputs_file_is_refused(setup, saved_quant_inputs, tmp_path, tamper, match):
+    with np.load(saved_quant_inputs, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     bad = tmp_path / "bad.npz"
     np.savez(bad, **tamper(arrays))

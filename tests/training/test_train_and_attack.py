@@ -30,9 +30,9 @@ def test_checkpoint_rebuilds_with_the_recorded_accuracy(trained_synthetic):
 def test_fgsm_16_lowers_accuracy_and_reports_the_table(trained_synthetic):
     path, _ = trained_synthetic
     ckpt = load_checkpoint(path)
-    val = load_dataset("synthetic", val_size=500).val.head(200)
+    val = load_dataset("synthetic", val_size=500).val.head(100)
     result = run_attack(AttackRequest(str(path), AttackSpec("fgsm", eps=(2, 16)),
-                                      levels=("algo", "quant"), n=200),
+                                      levels=("algo", "quant"), n=100),
                         log=lambda _: None, progress=False)
     x, y = val.images.float() / 255.0, val.labels
     for level, bits in (("algo", None), ("quant", 4)):
