@@ -84,12 +84,14 @@ def test_quant_level_of_a_float_model_needs_bits(tmp_path, capsys):
     assert code == 0 and "quant (2-bit)" in stdout
 
 
+@pytest.mark.slow      # a benchmark's smoke test; the engines it times are tested in tests/training
 def test_bench_training_quick(capsys):
     code, out, _ = run_cli(capsys, "bench", "training", "--quick")
     assert code == 0 and "hire / none epoch time" in out
     assert "| 4 | 32 |" in out and "GFLOP/s" in out and "### Training step" in out
 
 
+@pytest.mark.slow      # a benchmark's smoke test; what it times is tested in tests/evaluation
 def test_bench_attack_quick(trained_synthetic, capsys):
     code, out, _ = run_cli(capsys, "bench", "attack", "--quick", "--model",
                            str(trained_synthetic[0]))

@@ -27,7 +27,7 @@ from training.attacks import fgsm
 from training.checkpoint import load_checkpoint
 from training.data import load_dataset
 
-N = 40
+N = 32
 # top-1 agreement of hw with quant on clean inputs. Host input path: the integer model is the
 # quantized model up to threshold and current rounding, so they agree on (nearly) every image.
 # Graded path: the pixel normalization is folded into integer gains and biases, a conversion
