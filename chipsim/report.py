@@ -22,12 +22,16 @@ class Totals:
     spikes_out: np.ndarray | None = None
     packets_in: np.ndarray | None = None
     packets_out: np.ndarray | None = None
+    route_packets: np.ndarray | None = None     # per route, summed over steps and images
     step_cycles: list[int] = field(default_factory=list)
     predictions: list[np.ndarray] = field(default_factory=list)
 
     def add(self, res: SimResult, labels: np.ndarray) -> None:
         self.n += res.n
         self.correct += int((res.predictions == labels).sum())
+        res_routes = res.route_packets.sum(axis=0)
+        self.route_packets = (res_routes if self.route_packets is None
+                              else self.route_packets + res_routes)
         for name in ("sops", "spikes_out", "packets_in", "packets_out"):
             v = getattr(res, name)
             setattr(self, name, v.copy() if getattr(self, name) is None else getattr(self, name) + v)

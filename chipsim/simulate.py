@@ -24,6 +24,19 @@ def simulate_dataset(machine: Machine, images: np.ndarray, labels: np.ndarray, *
                      on_batch=None, chip: Chip | None = None) -> dict[str, Any]:
     """Run every image; ``on_batch(images, result, rng_state)`` lets a caller cross-check.
     ``chip``: the machine already flattened, to reuse across calls."""
+    totals, stats, elapsed = run_dataset(machine, images, labels, arrays=arrays,
+                                         batch_size=batch_size, noc=noc, seed=seed,
+                                         progress=progress, threads=threads, on_batch=on_batch,
+                                         chip=chip)
+    return report(machine, arrays, totals, stats, elapsed)
+
+
+def run_dataset(machine: Machine, images: np.ndarray, labels: np.ndarray, *,
+                arrays: dict[str, np.ndarray], batch_size: int = 32, noc: bool = True,
+                seed: int = 0, progress: bool = True, threads: int = 2,
+                on_batch=None, chip: Chip | None = None
+                ) -> tuple[Totals, dict[str, np.ndarray] | None, float]:
+    """simulate_dataset's run without the report: (totals, NoC statistics, seconds)."""
     check_memory(machine.meta, arrays, min(batch_size, max(len(labels), 1)), noc=noc,
                  record=on_batch is not None)
     chip = chip if chip is not None else Chip(machine)
@@ -58,8 +71,7 @@ def simulate_dataset(machine: Machine, images: np.ndarray, labels: np.ndarray, *
     bar.close()
     if pool:
         pool.shutdown()
-    elapsed = time.perf_counter() - t_start
-    return report(machine, arrays, totals, stats, elapsed)
+    return totals, stats, time.perf_counter() - t_start
 
 
 def _noc_step(net: Noc, route_counts: np.ndarray) -> tuple[int, dict[str, np.ndarray]]:

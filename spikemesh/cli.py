@@ -288,6 +288,86 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_traffic(a: argparse.Namespace) -> int:
+    from artifacts.chipimage import read_chip_image
+    from chipsim.chip import Chip
+    from chipsim.machine import machine_from_arrays
+    from spikemesh.traffic.run import (
+        format_summary,
+        simulate_traffic,
+        write_difference,
+        write_run,
+        write_summary,
+    )
+    from training.data import load_dataset
+
+    out = Path(a.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {a.out} is a file; traffic writes a folder, pass a folder path")
+    _check_outputs((a.image, a.adversarial), json=a.json)
+    meta, arrays = read_chip_image(a.image)
+    machine = machine_from_arrays(meta, arrays)
+    prov = meta.get("provenance", {})
+    name = a.dataset or prov.get("dataset") or "synthetic"
+    data = load_dataset(name, a.data_dir, val_size=a.val_size or prov.get("val_size") or 5000)
+    split = data.split(a.split).head(a.n)
+    shape = tuple(meta["model"]["layers"][0]["in_shape"])
+    if tuple(split.images.shape[1:]) != shape:
+        raise UserError(f"{name} images are {tuple(split.images.shape[1:])}, the chip image "
+                        f"expects {shape}; pick the dataset the model was trained on")
+    images, labels = split.images.numpy(), split.labels.numpy()
+    adv_images = None
+    if a.adversarial is not None:
+        adv_images = _adversarial_images(a, meta, images, labels)
+    out.mkdir(parents=True, exist_ok=True)
+    log = (lambda _: None) if a.quiet else _say
+    chip = Chip(machine)
+    runs = [simulate_traffic(machine, chip, arrays, images, labels, "clean",
+                             batch_size=a.batch_size, seed=a.seed, progress=not a.quiet)]
+    if adv_images is not None:
+        runs.append(simulate_traffic(machine, chip, arrays, adv_images, labels, "adversarial",
+                                     batch_size=a.batch_size, seed=a.seed,
+                                     progress=not a.quiet))
+    summary: dict = {"image": str(a.image), "dataset": name, "split": a.split}
+    for run in runs:
+        summary[run.kind] = write_run(out, run, machine, log)
+        _say(format_summary(summary[run.kind]))
+    if len(runs) == 2:
+        summary["difference"] = write_difference(out, runs[0], runs[1], machine)
+        summary["adversarial_inputs"] = {"model": a.adversarial, "attack": a.attack, "eps": a.eps}
+        change = summary["difference"]["spikes_per_layer"]
+        _say(f"{a.attack} eps {a.eps:g}/255 against clean, spikes per inference per layer: " +
+             "; ".join(f"{k} {v['clean']:,.0f} -> {v['adversarial']:,.0f} (NSR {v['nsr']:+.3f})"
+                       for k, v in change.items()))
+        de = summary["difference"]["energy_uj_per_inference_change"]
+        if de is not None:
+            _say(f"energy per inference changes by {de:+.2f} uJ under attack; "
+                 f"difference maps: {out}/difference_*.png")
+    write_summary(out, summary)
+    _say(f"wrote {out}/summary.json")
+    _write_json(a.json, summary)
+    return 0
+
+
+def _adversarial_images(a: argparse.Namespace, meta: dict, images, labels):
+    """Inputs crafted white-box on the model's quantized view (the chip has no gradient),
+    after checking that the chip image is that model compiled."""
+    import numpy as np
+
+    from spikemesh.evaluation.chipmodel import chip_for_model
+    from spikemesh.evaluation.levels import TorchLevel
+    from spikemesh.evaluation.spec import AttackSpec
+    from training.checkpoint import load_checkpoint
+
+    bits = int(meta["model"]["layers"][0]["weight_bits"])
+    chip_for_model(a.adversarial, a.image, bits, lambda _: None)
+    spec = AttackSpec(name=a.attack, eps=(a.eps,), seed=a.seed)
+    level = TorchLevel("quant", load_checkpoint(a.adversarial).model, bits)
+    return np.concatenate([level.craft(images[i:i + 100], labels[i:i + 100], spec,
+                                       int(spec.eps[0]), a.seed + i)
+                           for i in range(0, len(labels), 100)])
+
+
 # -- demo / bench ------------------------------------------------------------------------
 def _cmd_demo(a: argparse.Namespace) -> int:
     from spikemesh.demo import run_demo
@@ -444,6 +524,28 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+def _traffic_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", help="chip image written by `spikemesh compile`")
+    p.add_argument("-o", "--out", default="traffic_out", help="folder for the maps and CSVs")
+    p.add_argument("--adversarial", default=None, metavar="PT",
+                   help="also map inputs attacked on this model (the one the image was "
+                        "compiled from), and the difference from clean")
+    p.add_argument("--attack", default="fgsm", choices=["fgsm", "rfgsm", "pgd"])
+    p.add_argument("--eps", type=number(1, 255), default=8.0,
+                   help="attack size in whole grey levels (/255); default 8")
+    p.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"],
+                   help="default: the dataset the model was trained on")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--val-size", type=count, default=None,
+                   help="validation images carved from the training data (default: as in training)")
+    p.add_argument("--n", type=count, default=32, help="number of images")
+    p.add_argument("--batch-size", type=batch, default=16)
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--json", default=None, metavar="PATH", help="write the summary as JSON (- for stdout)")
+    p.add_argument("--quiet", action="store_true")
+
+
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", default="demo_out", help="folder for the model and reports")
     p.add_argument("--epochs", type=count, default=None, help="override the demo's training epochs")
@@ -473,6 +575,8 @@ COMMANDS = {
     "compile": ("compile a trained .pt into a chip image", _compile_args, _cmd_compile),
     "inspect": ("summarize a chip image: cores, memory, mesh map, hot links", _inspect_args, _cmd_inspect),
     "simulate": ("run a chip image on a dataset, cycle-level", _simulate_args, _cmd_simulate),
+    "traffic": ("per-core spike traffic heat maps, clean and under attack", _traffic_args,
+                _cmd_traffic),
     "demo": ("the whole chain on the embedded synthetic dataset", _demo_args, _cmd_demo),
     "bench": ("run a benchmark and print a BENCHMARKS.md section", _bench_args, _cmd_bench),
 }

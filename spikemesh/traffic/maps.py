@@ -1,0 +1,78 @@
+"""Heat maps of per-core counters on the board's core grid, and link load drawn on the mesh
+(matplotlib, headless). Chips are outlined; each used core carries its layer's letter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")          # headless: no display needed, before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+
+def _frame(ax, grid_x: int, grid_y: int, cores_x: int, cores_y: int) -> None:
+    for cx in range(0, grid_x + 1, cores_x):
+        ax.axvline(cx - 0.5, color="black", lw=1.2)
+    for cy in range(0, grid_y + 1, cores_y):
+        ax.axhline(cy - 0.5, color="black", lw=1.2)
+    ax.set_xlim(-0.5, grid_x - 0.5)
+    ax.set_ylim(grid_y - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def core_map(path: Path, values: dict[tuple[int, int], float], letters: dict[tuple[int, int], str],
+             grid: tuple[int, int], chip: tuple[int, int], title: str, unit: str,
+             diverging: bool = False) -> None:
+    """One PNG: ``values`` per (x, y) core, free routers blank; ``diverging`` centres the
+    colour scale on zero (for differences)."""
+    gx, gy = grid
+    img = np.full((gy, gx), np.nan)
+    for (x, y), v in values.items():
+        img[y, x] = v
+    fig, ax = plt.subplots(figsize=(1.6 + 0.32 * gx, 1.0 + 0.32 * gy), dpi=100)
+    if diverging:
+        lim = max(float(np.nanmax(np.abs(img))) if np.isfinite(img).any() else 1.0, 1e-12)
+        im = ax.imshow(img, cmap="coolwarm", norm=TwoSlopeNorm(0.0, -lim, lim))
+    else:
+        im = ax.imshow(img, cmap="viridis")
+    size = max(4.0, min(8.0, 180.0 / max(gx, gy)))
+    for (x, y), letter in letters.items():
+        ax.text(x, y, letter, ha="center", va="center", fontsize=size, color="white")
+    _frame(ax, gx, gy, *chip)
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=unit)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def link_map(path: Path, links: list[tuple[tuple[int, int], tuple[int, int], float]],
+             grid: tuple[int, int], chip: tuple[int, int], title: str, unit: str) -> None:
+    """One PNG: each directed link as a segment between router centres, coloured by its load
+    (the two directions of a link side by side)."""
+    gx, gy = grid
+    fig, ax = plt.subplots(figsize=(1.6 + 0.32 * gx, 1.0 + 0.32 * gy), dpi=100)
+    segments, loads = [], []
+    for (x0, y0), (x1, y1), load in links:
+        off = 0.12 if (x1 > x0 or y1 > y0) else -0.12    # the two directions apart
+        if x0 == x1:
+            segments.append([(x0 + off, y0), (x1 + off, y1)])
+        else:
+            segments.append([(x0, y0 + off), (x1, y1 + off)])
+        loads.append(load)
+    ax.scatter(*np.meshgrid(np.arange(gx), np.arange(gy)), s=2, color="grey")
+    if segments:
+        lc = LineCollection(segments, cmap="inferno_r", linewidths=2.0)
+        lc.set_array(np.asarray(loads, dtype=float))
+        ax.add_collection(lc)
+        fig.colorbar(lc, ax=ax, fraction=0.046, pad=0.04, label=unit)
+    _frame(ax, gx, gy, *chip)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
