@@ -293,6 +293,7 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
     from chipsim.chip import Chip
     from chipsim.machine import machine_from_arrays
     from spikemesh.traffic.run import (
+        adversarial_images,
         format_summary,
         simulate_traffic,
         write_difference,
@@ -318,7 +319,8 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
     images, labels = split.images.numpy(), split.labels.numpy()
     adv_images = None
     if a.adversarial is not None:
-        adv_images = _adversarial_images(a, meta, images, labels)
+        adv_images = adversarial_images(a.adversarial, a.image, meta, images, labels,
+                                        attack=a.attack, eps=a.eps, seed=a.seed)
     out.mkdir(parents=True, exist_ok=True)
     log = (lambda _: None) if a.quiet else _say
     chip = Chip(machine)
@@ -347,25 +349,6 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
     _say(f"wrote {out}/summary.json")
     _write_json(a.json, summary)
     return 0
-
-
-def _adversarial_images(a: argparse.Namespace, meta: dict, images, labels):
-    """Inputs crafted white-box on the model's quantized view (the chip has no gradient),
-    after checking that the chip image is that model compiled."""
-    import numpy as np
-
-    from spikemesh.evaluation.chipmodel import chip_for_model
-    from spikemesh.evaluation.levels import TorchLevel
-    from spikemesh.evaluation.spec import AttackSpec
-    from training.checkpoint import load_checkpoint
-
-    bits = int(meta["model"]["layers"][0]["weight_bits"])
-    chip_for_model(a.adversarial, a.image, bits, lambda _: None)
-    spec = AttackSpec(name=a.attack, eps=(a.eps,), seed=a.seed)
-    level = TorchLevel("quant", load_checkpoint(a.adversarial).model, bits)
-    return np.concatenate([level.craft(images[i:i + 100], labels[i:i + 100], spec,
-                                       int(spec.eps[0]), a.seed + i)
-                           for i in range(0, len(labels), 100)])
 
 
 # -- demo / bench ------------------------------------------------------------------------

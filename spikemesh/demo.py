@@ -5,7 +5,8 @@
 3. the FGSM table at three levels (float, 4-bit, the chip image on chipsim; eps 2/8/16) with
    the chip's agreement with the 4-bit model under attack;
 4. simulate validation images on the chip image, cycle-level, verified bit for bit against the
-   integer reference.
+   integer reference;
+5. traffic heat maps of the chip, clean and under FGSM eps 8, and their difference.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from artifacts.atomic import write_text_atomic
 DEMO_EPOCHS = 4
 DEMO_QAT_EPOCHS = 1
 DEMO_TRAIN_SIZE = 5000
+DEMO_TRAFFIC_IMAGES = 16
 
 
 def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500, n_sim: int = 100,
@@ -38,7 +40,7 @@ def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500, n_sim
                       eval_size=1000, epochs=epochs or DEMO_EPOCHS, qat_epochs=DEMO_QAT_EPOCHS,
                       batch_size=32, lr=3e-4,
                       out=str(model_path))
-    print(f"[1/4] training VGG5 (direct, T=4) on {DEMO_TRAIN_SIZE} synthetic images for "
+    print(f"[1/5] training VGG5 (direct, T=4) on {DEMO_TRAIN_SIZE} synthetic images for "
           f"{cfg.epochs} epochs, the last {DEMO_QAT_EPOCHS} with 4-bit QAT -> {model_path}")
     t0 = time.perf_counter()
     if reuse_model and model_path.exists():
@@ -63,12 +65,12 @@ def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500, n_sim
     from spikemesh.evaluation.spec import AttackSpec
 
     chip_path = out / "model.chip"
-    print(f"[2/4] compiling for pku-nc64c -> {chip_path}")
+    print(f"[2/5] compiling for pku-nc64c -> {chip_path}")
     compiled = compile_checkpoint(model_path, load_spec("pku-nc64c"), chip_path)
     meta, arrays = read_chip_image(chip_path)
     print(format_summary(summarize(meta, arrays), mesh_map(meta, arrays)))
 
-    print(f"[3/4] FGSM at eps 2/8/16 (/255) on {n_attack} validation images: float, 4-bit and "
+    print(f"[3/5] FGSM at eps 2/8/16 (/255) on {n_attack} validation images: float, 4-bit and "
           "the chip")
     result = run_attack(AttackRequest(str(model_path), AttackSpec(name="fgsm", eps=(2, 8, 16)),
                                       levels=("algo", "quant", "hw"), chip_image=str(chip_path),
@@ -82,7 +84,7 @@ def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500, n_sim
     ckpt = load_checkpoint(model_path)
     data = load_dataset("synthetic", val_size=2000)
 
-    print(f"[4/4] simulating {n_sim} validation images on the chip, verified against the "
+    print(f"[4/5] simulating {n_sim} validation images on the chip, verified against the "
           "integer reference")
     check = CrossCheck(load_integer_model(meta, arrays), (meta["model"]["mean"], meta["model"]["std"]))
     val = data.val.head(n_sim)
@@ -104,6 +106,39 @@ def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500, n_sim
           f"{sim['energy_uj_per_inference']:.1f} uJ and {sim['sops_per_inference'] / 1e6:.0f}M "
           f"SOPs per inference")
     write_text_atomic(out / "simulate.json", json.dumps(sim, indent=2) + "\n")
+
+    from spikemesh.traffic.run import (
+        adversarial_images,
+        format_summary,
+        simulate_traffic,
+        write_difference,
+        write_run,
+    )
+
+    maps = out / "traffic"
+    maps.mkdir(exist_ok=True)
+    tv = data.val.head(DEMO_TRAFFIC_IMAGES)
+    t_images, t_labels = tv.images.numpy(), tv.labels.numpy()
+    print(f"[5/5] traffic on the chip: {len(t_labels)} images clean and under FGSM eps 8 -> "
+          f"{maps}/")
+    machine = machine_from_arrays(meta, arrays)
+    from chipsim.chip import Chip
+
+    chip = Chip(machine)
+    adv = adversarial_images(str(model_path), str(chip_path), meta, t_images, t_labels, eps=8)
+    runs = [simulate_traffic(machine, chip, arrays, x, t_labels, kind, batch_size=16, seed=0,
+                             progress=progress)
+            for kind, x in (("clean", t_images), ("adversarial", adv))]
+    traffic = {run.kind: write_run(maps, run, machine, lambda _: None) for run in runs}
+    traffic["difference"] = write_difference(maps, runs[0], runs[1], machine)
+    for run in runs:
+        print(format_summary(traffic[run.kind]))
+    print("      spikes per inference per layer, clean -> FGSM 8: " + "; ".join(
+        f"{k} {v['clean']:,.0f} -> {v['adversarial']:,.0f}"
+        for k, v in traffic["difference"]["spikes_per_layer"].items()))
+    print(f"      heat maps, CSVs and Noxim tables in {maps}/ (clean_*, adversarial_*, "
+          "difference_*)")
+    result["traffic"] = traffic
     result["compile"] = compiled
     result["simulate"] = {k: v for k, v in sim.items() if k not in ("cores", "links", "routers")}
     write_text_atomic(out / "summary.json", json.dumps(result, indent=2) + "\n")

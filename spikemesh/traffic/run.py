@@ -62,6 +62,25 @@ def _letters(machine: Machine) -> dict[tuple[int, int], str]:
     return out
 
 
+def adversarial_images(model: str, image_path: str, meta: dict[str, Any], images: np.ndarray,
+                       labels: np.ndarray, *, attack: str = "fgsm", eps: float = 8,
+                       seed: int = 0) -> np.ndarray:
+    """Inputs crafted white-box on the model's quantized view (the chip has no gradient),
+    after checking that the chip image is that model compiled."""
+    from spikemesh.evaluation.chipmodel import chip_for_model
+    from spikemesh.evaluation.levels import TorchLevel
+    from spikemesh.evaluation.spec import AttackSpec
+    from training.checkpoint import load_checkpoint
+
+    bits = int(meta["model"]["layers"][0]["weight_bits"])
+    chip_for_model(model, image_path, bits, lambda _: None)
+    spec = AttackSpec(name=attack, eps=(eps,), seed=seed)
+    level = TorchLevel("quant", load_checkpoint(model).model, bits)
+    return np.concatenate([level.craft(images[i:i + 100], labels[i:i + 100], spec,
+                                       int(spec.eps[0]), seed + i)
+                           for i in range(0, len(labels), 100)])
+
+
 def write_run(out: Path, run: TrafficRun, machine: Machine, log: Callable[[str], None]
               ) -> dict[str, Any]:
     """CSVs, Noxim table and heat maps of one run; returns its summary."""
