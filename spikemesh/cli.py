@@ -288,6 +288,20 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _output_folder(path: str, who: str) -> Path:
+    """The --out folder, made (with its parents) and proved writable before any work."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {path} is a file; {who} writes a folder, pass a folder path")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {path}: cannot make that folder ({exc.strerror}); pass a "
+                        "folder you can write") from None
+    check_output(out / "summary.json", option="--out")
+    return out
+
+
 def _cmd_traffic(a: argparse.Namespace) -> int:
     from artifacts.chipimage import read_chip_image
     from chipsim.chip import Chip
@@ -302,10 +316,10 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
     )
     from training.data import load_dataset
 
-    out = Path(a.out)
-    if out.exists() and not out.is_dir():
+    if Path(a.out).is_file():
         raise UserError(f"--out {a.out} is a file; traffic writes a folder, pass a folder path")
     _check_outputs((a.image, a.adversarial), json=a.json)
+    out = _output_folder(a.out, "traffic")
     meta, arrays = read_chip_image(a.image)
     machine = machine_from_arrays(meta, arrays)
     prov = meta.get("provenance", {})
@@ -321,7 +335,6 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
     if a.adversarial is not None:
         adv_images = adversarial_images(a.adversarial, a.image, meta, images, labels,
                                         attack=a.attack, eps=a.eps, seed=a.seed)
-    out.mkdir(parents=True, exist_ok=True)
     log = (lambda _: None) if a.quiet else _say
     chip = Chip(machine)
     runs = [simulate_traffic(machine, chip, arrays, images, labels, "clean",
@@ -355,8 +368,7 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
 def _cmd_demo(a: argparse.Namespace) -> int:
     from spikemesh.demo import run_demo
 
-    if Path(a.out).exists() and not Path(a.out).is_dir():
-        raise UserError(f"--out {a.out} is a file; the demo writes a folder, pass a folder path")
+    _output_folder(a.out, "the demo")
     run_demo(Path(a.out), epochs=a.epochs, n_attack=a.n, n_sim=a.n_sim, progress=not a.quiet,
              reuse_model=a.reuse_model)
     return 0

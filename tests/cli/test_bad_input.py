@@ -202,6 +202,10 @@ def test_a_foreign_file_gives_no_torch_warning(files, tmp_path, capsys):
     (["compile", "{pt}", "--out", "{dir}/a.out", "--json", "{dir}/a.out"], "name the same file"),
     (["simulate", "{chip}", "--json", "{pt}/r.json"], "which is a file"),
     (["train", "--out", "{dir}", "--epochs", "1"], "is a directory"),
+    (["traffic", "{chip}", "--out", "{pt}"], "traffic writes a folder"),
+    (["traffic", "{chip}", "--out", "/proc/spikemesh/x"], "cannot make that folder"),
+    (["demo", "--out", "{pt}"], "the demo writes a folder"),
+    (["traffic", "{chip}", "--out", "{dir}/t", "--json", "{chip}"], "is the input"),
 ])
 def test_unusable_outputs_are_refused_before_the_work(files, tmp_path, capsys, argv, match):
     link = tmp_path / "link.pt"
