@@ -308,6 +308,7 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
     from chipsim.machine import machine_from_arrays
     from spikemesh.traffic.run import (
         adversarial_images,
+        check_model_matches,
         format_summary,
         simulate_traffic,
         write_difference,
@@ -319,7 +320,6 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
     if Path(a.out).is_file():
         raise UserError(f"--out {a.out} is a file; traffic writes a folder, pass a folder path")
     _check_outputs((a.image, a.adversarial), json=a.json)
-    out = _output_folder(a.out, "traffic")
     meta, arrays = read_chip_image(a.image)
     machine = machine_from_arrays(meta, arrays)
     prov = meta.get("provenance", {})
@@ -331,9 +331,12 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
         raise UserError(f"{name} images are {tuple(split.images.shape[1:])}, the chip image "
                         f"expects {shape}; pick the dataset the model was trained on")
     images, labels = split.images.numpy(), split.labels.numpy()
+    if a.adversarial is not None:
+        check_model_matches(a.adversarial, a.image, meta)
+    out = _output_folder(a.out, "traffic")      # every check passed: now the work
     adv_images = None
     if a.adversarial is not None:
-        adv_images = adversarial_images(a.adversarial, a.image, meta, images, labels,
+        adv_images = adversarial_images(a.adversarial, meta, images, labels,
                                         attack=a.attack, eps=a.eps, seed=a.seed)
     log = (lambda _: None) if a.quiet else _say
     chip = Chip(machine)

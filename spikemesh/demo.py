@@ -125,7 +125,7 @@ def run_demo(out: Path, *, epochs: int | None = None, n_attack: int = 500, n_sim
     from chipsim.chip import Chip
 
     chip = Chip(machine)
-    adv = adversarial_images(str(model_path), str(chip_path), meta, t_images, t_labels, eps=8)
+    adv = adversarial_images(str(model_path), meta, t_images, t_labels, eps=8)
     runs = [simulate_traffic(machine, chip, arrays, x, t_labels, kind, batch_size=16, seed=0,
                              progress=progress)
             for kind, x in (("clean", t_images), ("adversarial", adv))]

@@ -62,18 +62,24 @@ def _letters(machine: Machine) -> dict[tuple[int, int], str]:
     return out
 
 
-def adversarial_images(model: str, image_path: str, meta: dict[str, Any], images: np.ndarray,
+def check_model_matches(model: str, image_path: str, meta: dict[str, Any]) -> None:
+    """Refuse a model the chip image was not compiled from (spikemesh.evaluation.chipmodel)."""
+    from spikemesh.evaluation.chipmodel import chip_for_model
+
+    chip_for_model(model, image_path, int(meta["model"]["layers"][0]["weight_bits"]),
+                   lambda _: None)
+
+
+def adversarial_images(model: str, meta: dict[str, Any], images: np.ndarray,
                        labels: np.ndarray, *, attack: str = "fgsm", eps: float = 8,
                        seed: int = 0) -> np.ndarray:
-    """Inputs crafted white-box on the model's quantized view (the chip has no gradient),
-    after checking that the chip image is that model compiled."""
-    from spikemesh.evaluation.chipmodel import chip_for_model
+    """Inputs crafted white-box on the model's quantized view (the chip has no gradient);
+    check_model_matches first."""
     from spikemesh.evaluation.levels import TorchLevel
     from spikemesh.evaluation.spec import AttackSpec
     from training.checkpoint import load_checkpoint
 
     bits = int(meta["model"]["layers"][0]["weight_bits"])
-    chip_for_model(model, image_path, bits, lambda _: None)
     spec = AttackSpec(name=attack, eps=(eps,), seed=seed)
     level = TorchLevel("quant", load_checkpoint(model).model, bits)
     return np.concatenate([level.craft(images[i:i + 100], labels[i:i + 100], spec,
