@@ -234,24 +234,31 @@ def _cmd_inspect(a: argparse.Namespace) -> int:
     return 0
 
 
+def _image_split(a: argparse.Namespace, meta: dict):
+    """(dataset name, split) of the images to run on a chip image: by default the dataset and
+    validation size it was compiled with; refused when the image shape is not the chip's."""
+    from training.data import load_dataset
+
+    prov = meta.get("provenance", {})
+    name = a.dataset or prov.get("dataset") or "synthetic"
+    data = load_dataset(name, a.data_dir, val_size=a.val_size or prov.get("val_size") or 5000)
+    split = data.split(a.split).head(a.n)
+    shape = tuple(meta["model"]["layers"][0]["in_shape"])
+    if tuple(split.images.shape[1:]) != shape:
+        raise UserError(f"{name} images are {tuple(split.images.shape[1:])}, the chip image "
+                        f"expects {shape}; pick the dataset the model was trained on")
+    return name, split
+
+
 def _cmd_simulate(a: argparse.Namespace) -> int:
     from artifacts.chipimage import read_chip_image
     from chipsim.machine import machine_from_arrays
     from chipsim.simulate import simulate_dataset
-    from training.data import load_dataset
 
     _check_outputs((a.image,), json=a.json)
     meta, arrays = read_chip_image(a.image)
     machine = machine_from_arrays(meta, arrays)
-    prov = meta.get("provenance", {})
-    a.dataset = a.dataset or prov.get("dataset") or "synthetic"
-    val_size = a.val_size or prov.get("val_size") or 5000
-    data = load_dataset(a.dataset, a.data_dir, val_size=val_size)
-    split = data.split(a.split).head(a.n)
-    shape = tuple(meta["model"]["layers"][0]["in_shape"])
-    if tuple(split.images.shape[1:]) != shape:
-        raise UserError(f"{a.dataset} images are {tuple(split.images.shape[1:])}, the chip image "
-                        f"expects {shape}; pick the dataset the model was trained on")
+    a.dataset, split = _image_split(a, meta)
     check = None
     if a.verify:
         from compiler.image import load_integer_model
@@ -315,21 +322,13 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
         write_run,
         write_summary,
     )
-    from training.data import load_dataset
 
     if Path(a.out).is_file():
         raise UserError(f"--out {a.out} is a file; traffic writes a folder, pass a folder path")
     _check_outputs((a.image, a.adversarial), json=a.json)
     meta, arrays = read_chip_image(a.image)
     machine = machine_from_arrays(meta, arrays)
-    prov = meta.get("provenance", {})
-    name = a.dataset or prov.get("dataset") or "synthetic"
-    data = load_dataset(name, a.data_dir, val_size=a.val_size or prov.get("val_size") or 5000)
-    split = data.split(a.split).head(a.n)
-    shape = tuple(meta["model"]["layers"][0]["in_shape"])
-    if tuple(split.images.shape[1:]) != shape:
-        raise UserError(f"{name} images are {tuple(split.images.shape[1:])}, the chip image "
-                        f"expects {shape}; pick the dataset the model was trained on")
+    name, split = _image_split(a, meta)
     images, labels = split.images.numpy(), split.labels.numpy()
     if a.adversarial is not None:
         check_model_matches(a.adversarial, a.image, meta)
@@ -503,16 +502,22 @@ def _inspect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (with --json)")
 
 
-def _simulate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("image", help="chip image written by `spikemesh compile`")
+def _image_data_args(p: argparse.ArgumentParser, *, n: int, image: bool = True) -> None:
+    """A chip image and the images to run on it (simulate, traffic)."""
+    if image:
+        p.add_argument("image", help="chip image written by `spikemesh compile`")
     p.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"],
-                    help="default: the dataset the model was trained on")
+                   help="default: the dataset the model was trained on")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--val-size", type=count, default=None,
-                    help="validation images carved from the training data (default: as in training)")
-    p.add_argument("--n", type=count, default=100, help="number of images")
+                   help="validation images carved from the training data (default: as in training)")
+    p.add_argument("--n", type=count, default=n, help="number of images")
     p.add_argument("--batch-size", type=batch, default=16)
+
+
+def _simulate_args(p: argparse.ArgumentParser) -> None:
+    _image_data_args(p, n=100)
     p.add_argument("--verify", action="store_true",
                     help="run the integer reference alongside; fail on the first spike mismatch")
     p.add_argument("--no-noc", action="store_true",
@@ -531,14 +536,7 @@ def _traffic_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--attack", default="fgsm", choices=["fgsm", "rfgsm", "pgd"])
     p.add_argument("--eps", type=number(1, 255), default=8.0,
                    help="attack size in whole grey levels (/255); default 8")
-    p.add_argument("--dataset", default=None, choices=["synthetic", "cifar10"],
-                   help="default: the dataset the model was trained on")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--val-size", type=count, default=None,
-                   help="validation images carved from the training data (default: as in training)")
-    p.add_argument("--n", type=count, default=32, help="number of images")
-    p.add_argument("--batch-size", type=batch, default=16)
+    _image_data_args(p, n=32, image=False)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--json", default=None, metavar="PATH", help="write the summary as JSON (- for stdout)")
     p.add_argument("--quiet", action="store_true")
