@@ -28,7 +28,7 @@ HEADER = len(MAGIC) + 1 + 32
 
 # The self-description inside the container (meta["format"], meta["format_version"]).
 IMAGE_FORMAT = "spikemesh.chip"
-IMAGE_VERSION = 1
+IMAGE_VERSION = 2     # 2: the NoC spec gained router_cycles and credit_cycles
 # Core roles as stored in "core.role": crossbar -> neurons; crossbar -> partial sums sent to a
 # home core; graded partial sums (or host currents) -> neurons.
 ROLES = ("neuron", "partial", "home")

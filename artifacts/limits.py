@@ -27,6 +27,7 @@ SPEC_BOUNDS: dict[str, tuple[float, float]] = {
     "arithmetic.threshold_bits": (1, 31), "arithmetic.leak_frac_bits": (0, 16),
     "noc.buffer_depth": (1, 1024), "noc.link_flits_per_cycle": (1, 1 << 16),
     "noc.hop_cycles": (1, 1 << 24), "noc.chip_hop_cycles": (1, 1 << 24),
+    "noc.router_cycles": (0, 1 << 24), "noc.credit_cycles": (1, 1 << 24),
     "energy.pj_per_sop": (0.0, 1e9), "energy.pj_per_hop": (0.0, 1e9),
     "energy.pj_per_chip_hop": (0.0, 1e9),
 }

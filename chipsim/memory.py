@@ -12,8 +12,7 @@ import numpy as np
 
 from artifacts.chipimage import ROLE_HOME
 from artifacts.errors import UserError
-
-NOC_THREADS = 2          # simulate_dataset's NoC worker threads, each with its own state
+from chipsim.latency import LAT_BUCKETS
 
 
 def wheel_slots(max_latency: int) -> int:
@@ -21,16 +20,21 @@ def wheel_slots(max_latency: int) -> int:
     return 1 << max(1, int(max_latency).bit_length())
 
 
-def noc_state_bytes(n_routers: int, depth: int, max_latency: int) -> int:
-    """Bytes of one ``chipsim.noc.new_state`` (int64 fifo, ports, routers, wheel, queue, pops)."""
-    wheel = wheel_slots(max_latency)
-    return 8 * (n_routers * 5 * depth + n_routers * 5 * 3 + n_routers * 5
-                + wheel * (n_routers + 1) + n_routers * wheel + n_routers * 5 + 1)
+def noc_state_bytes(n_routers: int, depth: int, max_latency: int, credit_cycles: int = 1) -> int:
+    """Bytes of one ``chipsim.noc.new_state`` (int64 fifo and birth cycles, ports, routers,
+    wheel, queue, pops, credits, freed) plus one set of NoC statistics (its latency histogram
+    dominates for small meshes)."""
+    wheel = wheel_slots(max(max_latency, credit_cycles))
+    credit_rows = wheel if credit_cycles > 1 else 1
+    state = (2 * n_routers * 5 * depth + n_routers * 5 * 3 + n_routers * 5
+             + wheel * (n_routers + 1) + n_routers * wheel + (2 + credit_rows) * (n_routers * 5 + 1))
+    return 8 * (state + n_routers * 6 + LAT_BUCKETS + 3)
 
 
 def estimate_bytes(meta: dict[str, Any], arrays: dict[str, np.ndarray], batch_size: int,
-                   noc: bool, record: bool) -> dict[str, int]:
-    """Bytes a run of ``batch_size`` images at a time will allocate, by part."""
+                   noc: bool, record: bool, threads: int = 1) -> dict[str, int]:
+    """Bytes a run of ``batch_size`` images at a time will allocate, by part (``threads``: the
+    NoC's worker threads, each with its own state)."""
     model = meta["model"]
     T = model["timesteps"]
     n_axons = np.diff(arrays["core.axon_ptr"])
@@ -49,10 +53,11 @@ def estimate_bytes(meta: dict[str, Any], arrays: dict[str, np.ndarray], batch_si
     if noc:
         spec, board = meta["spec"], meta["board"]
         routers = board["grid_x"] * board["grid_y"]
-        latency = max(spec["noc"]["hop_cycles"], spec["noc"]["chip_hop_cycles"])
+        noc_spec = spec["noc"]
+        latency = max(noc_spec["hop_cycles"], noc_spec["chip_hop_cycles"]) + noc_spec["router_cycles"]
         parts["noc_tables"] = len(arrays["route.src"]) * routers        # dense uint8 table
-        parts["noc_state"] = NOC_THREADS * noc_state_bytes(routers, spec["noc"]["buffer_depth"],
-                                                           latency)
+        parts["noc_state"] = threads * noc_state_bytes(routers, noc_spec["buffer_depth"], latency,
+                                                       noc_spec["credit_cycles"])
     return parts
 
 
@@ -72,9 +77,9 @@ def available_bytes() -> int:
 
 
 def check_memory(meta: dict[str, Any], arrays: dict[str, np.ndarray], batch_size: int, *,
-                 noc: bool, record: bool) -> None:
+                 noc: bool, record: bool, threads: int = 1) -> None:
     """Refuse a run whose estimate exceeds 80% of the memory available now."""
-    parts = estimate_bytes(meta, arrays, batch_size, noc, record)
+    parts = estimate_bytes(meta, arrays, batch_size, noc, record, threads)
     need, have = sum(parts.values()), available_bytes()
     if need > 0.8 * have:
         worst = max(parts, key=parts.get)

@@ -6,10 +6,14 @@ links and local delivery). Every cycle each output forwards up to ``link_flits_p
 packets from the input heads that need it, served in a priority that rotates with the cycle
 number; a packet is sent only if the downstream buffer has a free slot (credit backpressure:
 nothing is dropped) and arrives ``hop_cycles`` later (``chip_hop_cycles`` across a chip
-boundary). A slot freed in cycle c is credited upstream at the end of c, usable from c + 1. A
-multicast packet forks at a router by being copied to every output its route-table entry
-names; it leaves its input buffer once all copies are out. Host packets enter router (0, 0)
-through its west port.
+boundary). A pipelined router holds each packet ``router_cycles`` at the head of its buffer
+(route computation and allocation, one packet at a time per input, as in BookSim2's
+single-VC router) before it may cross the switch; 0 is a single-cycle router. A slot freed in
+cycle c is usable upstream from c + ``credit_cycles`` (1: the end of c). A multicast packet
+forks at a router by being copied to every output its route-table entry names; it leaves its
+input buffer once all copies are out. Host packets enter router (0, 0) through its west port.
+Every packet carries the cycle it entered the network; its latency at delivery goes to a
+histogram (chipsim.latency).
 
 Under these rules a router's outcome in a cycle depends only on its own buffer heads, its
 downstream credits and the cycle number, never on the order routers are visited. So the
@@ -45,7 +49,9 @@ from artifacts.mesh import (
     STEP,
     WEST,
 )
+from chipsim import latency
 from chipsim.jit import njit
+from chipsim.latency import LAT_BUCKETS, LAT_COUNT, LAT_MAX, LAT_SUM, latency_bucket
 from chipsim.memory import wheel_slots
 
 _NEVER = np.int64(1) << 62
@@ -79,28 +85,52 @@ MAX_CYCLES = MAX_WAVE_CYCLES     # per wave; far beyond any real wave, within th
 # all five ports and outputs (data-dependent branches were much of a visit's cost)
 _LOWEST_BIT = np.array([0] + [(m & -m).bit_length() - 1 for m in range(1, 32)], dtype=np.int64)
 
-
-def new_state(n_routers: int, depth: int, max_latency: int) -> tuple[np.ndarray, ...]:
+def new_state(n_routers: int, depth: int, max_latency: int, credit_cycles: int = 1
+              ) -> tuple[np.ndarray, ...]:
     """Buffers and wake-up bookkeeping for ``n_routers``, reusable across waves:
-    fifo (packed packets), port (head and tail slot, occupancy), router (packets buffered,
+    fifo (packed packets), born (the cycle each buffered packet entered the network),
+    port (head and tail slot, occupancy as credits see it), router (packets buffered,
     cycle of its last visit, stalls per cycle while asleep, bit mask of non-empty inputs, bit
     mask of the outputs whose missing credit keeps it asleep),
     wheel (routers to visit, by cycle modulo its length; column 0 counts them), queued (cycle
-    a router is queued for, per wheel slot) and pops (buffers r * 8 + p emptied this cycle;
-    element 0 counts them)."""
-    wheel = wheel_slots(max_latency)  # a wake-up is never further ahead than one link's latency
-    return (np.zeros((n_routers, 5, depth), np.int64), np.zeros((n_routers, 5, 3), np.int64),
-            np.zeros((n_routers, 5), np.int64), np.zeros((wheel, n_routers + 1), np.int64),
-            np.full((n_routers, wheel), -1, np.int64), np.zeros(n_routers * 5 + 1, np.int64))
+    a router is queued for, per wheel slot), pops (buffers r * 8 + p emptied this cycle;
+    element 0 counts them), credits (buffers whose credit reaches upstream at the end of a
+    cycle, by cycle modulo the wheel's length) and freed (the buffers credited this cycle).
+
+    ``max_latency``: the furthest ahead a packet can become ready (a link's latency plus the
+    router's cycles)."""
+    wheel = wheel_slots(max(max_latency, credit_cycles))
+    return (np.zeros((n_routers, 5, depth), np.int64), np.zeros((n_routers, 5, depth), np.int64),
+            np.zeros((n_routers, 5, 3), np.int64), np.zeros((n_routers, 5), np.int64),
+            np.zeros((wheel, n_routers + 1), np.int64), np.full((n_routers, wheel), -1, np.int64),
+            np.zeros(n_routers * 5 + 1, np.int64),
+            np.zeros((wheel if credit_cycles > 1 else 1, n_routers * 5 + 1), np.int64),
+            np.zeros(n_routers * 5 + 1, np.int64))
+
+
+def new_stats(n_routers: int) -> dict[str, np.ndarray]:
+    """Per link flits, per router peak buffer occupancy and stall cycles, the packet latency
+    histogram (LAT_BUCKETS) and accumulator (count, sum, max)."""
+    return {"link_flits": np.zeros(n_routers * 4, dtype=np.int64),
+            "peak": np.zeros(n_routers, dtype=np.int64),
+            "stalls": np.zeros(n_routers, dtype=np.int64),
+            "latency_hist": np.zeros(LAT_BUCKETS, dtype=np.int64),
+            "latency": np.zeros(3, dtype=np.int64)}    # chipsim.latency's accumulator
+
+
+def stats_args(stats: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    return (stats["link_flits"], stats["peak"], stats["stalls"], stats["latency_hist"],
+            stats["latency"])
 
 
 @njit(nogil=True)
-def _reset(port, router, wheel, queued, pops):
+def _reset(port, router, wheel, queued, pops, credits):
     port[:] = 0
     router[:] = 0
     wheel[:, 0] = 0
     queued[:] = -1
     pops[0] = 0
+    credits[:, 0] = 0
 
 
 @njit(nogil=True, inline="always")
@@ -114,14 +144,21 @@ def _wake(wheel, queued, r, t):
 
 
 @njit(nogil=True, inline="always")
-def _push(fifo, port, router, wheel, queued, peak, r, p, route, mask, ready):
-    """Append a packet to input ``p`` of router ``r``; it may move on from cycle ``ready``."""
+def _push(fifo, born, port, router, wheel, queued, peak, r, p, route, mask, ready, t0, stages):
+    """Append a packet that entered the network in cycle ``t0`` to input ``p`` of router ``r``,
+    where it arrives in cycle ``ready``. A packet spends ``stages`` cycles at the head of its
+    buffer before it may leave (the router's pipeline); one that arrives at an empty buffer is
+    the head at once. Whether the buffer is empty is read from its NONEMPTY bit, never from
+    the credit count (a slot popped this cycle is still counted there), so it does not depend
+    on the order routers are visited within a cycle."""
     slot = port[r, p, TAIL]
+    if not (router[r, NONEMPTY] >> p) & 1:
+        ready += stages             # the head at once: its pipeline starts on arrival
+        _wake(wheel, queued, r, ready)
     fifo[r, p, slot] = (ready << READY_SHIFT) | (np.int64(mask) << MASK_SHIFT) | route
+    born[r, p, slot] = t0
     router[r, NONEMPTY] |= 1 << p
     port[r, p, TAIL] = slot + 1 if slot + 1 < fifo.shape[2] else 0
-    if port[r, p, COUNT] == 0:      # it is the head: the router must look at it when ready
-        _wake(wheel, queued, r, ready)
     port[r, p, COUNT] += 1
     router[r, BUSY] += 1
     if router[r, BUSY] > peak[r]:
@@ -129,9 +166,11 @@ def _push(fifo, port, router, wheel, queued, peak, r, p, route, mask, ready):
 
 
 @njit(nogil=True, inline="always")
-def _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat, table,
-           link_flits, peak, stalls):
-    """One cycle of router ``r``'s switch; returns the packets delivered to its core."""
+def _visit(fifo, born, port, router, wheel, queued, pops, r, c, bw, stages, nb, lat, table,
+           link_flits, peak, stalls, lat_hist, lat_acc, lat_from, lat_until):
+    """One cycle of router ``r``'s switch; returns the packets delivered to its core. The
+    latency of a delivered packet is counted if it entered the network in
+    [lat_from, lat_until)."""
     depth = fifo.shape[2]
     # a router asleep since its last visit stalled the same way in every cycle it slept through
     stalls[r] += router[r, SLEEP_STALLS] * (c - router[r, LAST_VISIT] - 1)
@@ -158,6 +197,7 @@ def _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat, table,
             continue
         mask = (e >> MASK_SHIFT) & 31
         route = e & (MAX_ROUTES - 1)
+        t0 = born[r, p, h]
         outputs = mask
         while outputs:
             o = _LOWEST_BIT[outputs]
@@ -167,6 +207,12 @@ def _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat, table,
                 continue
             if o == LOCAL:
                 delivered += 1
+                if lat_from <= t0 < lat_until:
+                    took = c - t0
+                    lat_hist[latency_bucket(took)] += 1
+                    lat_acc[LAT_COUNT] += 1
+                    lat_acc[LAT_SUM] += took
+                    lat_acc[LAT_MAX] = max(lat_acc[LAT_MAX], took)
             else:
                 link = r * 4 + o
                 n = nb[link]
@@ -175,17 +221,22 @@ def _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat, table,
                     stalled += 1
                     blocked |= 1 << o
                     continue
-                _push(fifo, port, router, wheel, queued, peak, n, q, route, table[route, n],
-                      c + lat[link])
+                _push(fifo, born, port, router, wheel, queued, peak, n, q, route,
+                      table[route, n], c + lat[link], t0, stages)
                 link_flits[link] += 1
             used += 1 << (8 * o)
             moved += 1
             mask &= ~(1 << o)
         fifo[r, p, h] = (e & ~np.int64(31 << MASK_SHIFT)) | (mask << MASK_SHIFT)
         if mask == 0:
-            port[r, p, HEAD] = h + 1 if h + 1 < depth else 0
-            if port[r, p, COUNT] == 1:      # it was the buffer's last packet
+            h = h + 1 if h + 1 < depth else 0
+            port[r, p, HEAD] = h
+            if h == port[r, p, TAIL]:       # it was the buffer's last packet
                 router[r, NONEMPTY] &= ~(1 << p)
+            elif stages:                    # the next packet is the head from c + 1
+                e = fifo[r, p, h]
+                ready = max(e >> READY_SHIFT, c + 1) + stages
+                fifo[r, p, h] = (ready << READY_SHIFT) | (e & ((np.int64(1) << READY_SHIFT) - 1))
             pops[0] += 1
             pops[pops[0]] = r * 8 + p
     stalls[r] += stalled
@@ -201,85 +252,137 @@ def _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat, table,
 
 
 @njit(nogil=True, inline="always")
-def _switch(fifo, port, router, wheel, queued, pops, c, scan_all, bw, nb, lat, table,
-            link_flits, peak, stalls):
+def _switch(fifo, born, port, router, wheel, queued, pops, c, scan_all, bw, stages, nb, lat,
+            table, link_flits, peak, stalls, lat_hist, lat_acc, lat_from, lat_until):
     """Cycle ``c`` of every router that can act; returns the packets delivered to cores. The
-    buffers it emptied are listed in ``pops`` for ``_credit`` to return at the cycle's end."""
+    buffers it emptied are listed in ``pops`` for ``_credit`` to return."""
     delivered = 0
     s = c & (wheel.shape[0] - 1)
     if scan_all:
         for r in range(router.shape[0]):
             if router[r, BUSY] > 0:
-                delivered += _visit(fifo, port, router, wheel, queued, pops, r, c, bw, nb, lat,
-                                    table, link_flits, peak, stalls)
+                delivered += _visit(fifo, born, port, router, wheel, queued, pops, r, c, bw,
+                                    stages, nb, lat, table, link_flits, peak, stalls, lat_hist,
+                                    lat_acc, lat_from, lat_until)
     else:
         for i in range(1, wheel[s, 0] + 1):
-            delivered += _visit(fifo, port, router, wheel, queued, pops, wheel[s, i], c, bw, nb,
-                                lat, table, link_flits, peak, stalls)
+            delivered += _visit(fifo, born, port, router, wheel, queued, pops, wheel[s, i], c,
+                                bw, stages, nb, lat, table, link_flits, peak, stalls, lat_hist,
+                                lat_acc, lat_from, lat_until)
     wheel[s, 0] = 0
     return delivered
 
 
 @njit(nogil=True, inline="always")
-def _credit(port, router, wheel, queued, pops, c, nb):
-    """End of cycle ``c``: the slots freed this cycle become free upstream from ``c + 1``."""
+def _return_credit(port, router, wheel, queued, freed, b, c, nb):
+    r, p = b >> 3, b & 7
+    port[r, p, COUNT] -= 1
+    freed[0] += 1
+    freed[freed[0]] = b
+    if p < LOCAL and nb[r * 4 + p] >= 0:
+        # the router feeding this input (through its output p ^ 1) may go on, if it waits
+        # on that output; a credit on another output would change nothing for it
+        up = nb[r * 4 + p]
+        if (router[up, BLOCKED] >> (p ^ 1)) & 1:
+            _wake(wheel, queued, up, c + 1)
+
+
+@njit(nogil=True, inline="always")
+def _credit(port, router, wheel, queued, pops, credits, freed, c, nb, credit_cycles):
+    """End of cycle ``c``: the slots freed this cycle leave their routers' occupancy, and their
+    credits reach upstream ``credit_cycles`` later (usable from ``c + credit_cycles``).
+    ``freed`` lists the buffers whose credit arrived now."""
+    freed[0] = 0
     for i in range(1, pops[0] + 1):
-        r, p = pops[i] >> 3, pops[i] & 7
-        port[r, p, COUNT] -= 1
-        router[r, BUSY] -= 1
-        if p < LOCAL and nb[r * 4 + p] >= 0:
-            # the router feeding this input (through its output p ^ 1) may go on, if it waits
-            # on that output; a credit on another output would change nothing for it
-            up = nb[r * 4 + p]
-            if (router[up, BLOCKED] >> (p ^ 1)) & 1:
-                _wake(wheel, queued, up, c + 1)
+        router[pops[i] >> 3, BUSY] -= 1
+        if credit_cycles == 1:
+            _return_credit(port, router, wheel, queued, freed, pops[i], c, nb)
+        else:
+            s = (c + credit_cycles - 1) & (credits.shape[0] - 1)
+            credits[s, 0] += 1
+            credits[s, credits[s, 0]] = pops[i]
     pops[0] = 0
+    if credit_cycles > 1:
+        s = c & (credits.shape[0] - 1)
+        for i in range(1, credits[s, 0] + 1):
+            _return_credit(port, router, wheel, queued, freed, credits[s, i], c, nb)
+        credits[s, 0] = 0
 
 
 @njit(nogil=True, _nrt=False)
-def _run_uniform(bw, nb, lat, table, rate, n_cycles, seed, queue, q_head, q_tail, fifo, port,
-                 router, wheel, queued, pops, link_flits, peak, stalls, scan_all):
-    """``queue[s]`` holds source s's route ids waiting to inject, from q_head[s] to q_tail[s]."""
+def _run_uniform(bw, stages, credit_cycles, nb, lat, table, rate, warmup, measure, drain, seed,
+                 scan_all, queue, born_at, q_head, q_tail, fifo, born, port, router, wheel,
+                 queued, pops, credits, freed, link_flits, peak, stalls, lat_hist, lat_acc):
+    """``queue[s]`` holds source s's route ids waiting to inject, from q_head[s] to q_tail[s],
+    ``born_at`` the cycle each was created. Packets are created for warmup + measure + drain
+    cycles; latency counts those created in the measurement window. Returns packets created,
+    delivered, and delivered within the window."""
     np.random.seed(seed)
     n, depth = router.shape[0], fifo.shape[2]
     injected = 0
     delivered = 0
-    for c in range(n_cycles):
+    in_window = 0
+    lat_from, lat_until = warmup, warmup + measure
+    for c in range(warmup + measure + drain):
         for s in range(n):
             if np.random.random() < rate:
                 d = np.random.randint(0, n - 1)
                 d = d + 1 if d >= s else d
                 queue[s, q_tail[s]] = s * n + d
+                born_at[s, q_tail[s]] = c
                 q_tail[s] += 1
                 injected += 1
             if q_head[s] < q_tail[s] and port[s, LOCAL, COUNT] < depth:
                 route = queue[s, q_head[s]]
+                _push(fifo, born, port, router, wheel, queued, peak, s, LOCAL, route,
+                      table[route, s], c, born_at[s, q_head[s]], stages)
                 q_head[s] += 1
-                _push(fifo, port, router, wheel, queued, peak, s, LOCAL, route, table[route, s], c)
-        delivered += _switch(fifo, port, router, wheel, queued, pops, c, scan_all, bw,
-                             nb, lat, table, link_flits, peak, stalls)
-        _credit(port, router, wheel, queued, pops, c, nb)
-    return injected, delivered
+        got = _switch(fifo, born, port, router, wheel, queued, pops, c, scan_all, bw, stages, nb,
+                      lat, table, link_flits, peak, stalls, lat_hist, lat_acc, lat_from,
+                      lat_until)
+        delivered += got
+        if lat_from <= c < lat_until:
+            in_window += got
+        _credit(port, router, wheel, queued, pops, credits, freed, c, nb, credit_cycles)
+    # routers still asleep at the end stalled through the cycles since their last visit
+    end = warmup + measure + drain
+    for r in range(n):
+        stalls[r] += router[r, SLEEP_STALLS] * (end - router[r, LAST_VISIT] - 1)
+    return injected, delivered, in_window
 
 
 def uniform_traffic(gx: int, gy: int, *, rate: float, cycles: int, depth: int = 4, bw: int = 1,
-                    seed: int = 0, scan_all: bool = False) -> dict[str, object]:
-    """Uniform random unicast traffic on a single-chip gx x gy mesh with 1-cycle hops: every
-    cycle each node injects a single-flit packet to a uniformly random other node with
-    probability ``rate`` (into an unbounded source queue). Returns packets injected and
-    delivered, and the per-link flits, per-router peak buffer occupancy and stall cycles."""
-    if cycles > MAX_CYCLES:
+                    hop_cycles: int = 1, router_cycles: int = 0, credit_cycles: int = 1,
+                    warmup: int = 0, drain: int = 0, seed: int = 0, scan_all: bool = False
+                    ) -> dict[str, object]:
+    """Uniform random unicast traffic on a single-chip gx x gy mesh: every cycle each node
+    creates a single-flit packet for a uniformly random other node with probability ``rate``
+    (into an unbounded source queue), as BookSim2's uniform traffic does.
+
+    The run lasts ``warmup + cycles + drain`` cycles; the measurement window is the ``cycles``
+    after the warmup. Returns packets created and delivered (whole run), ``accepted`` (packets
+    delivered per node per cycle in the window), the latency (creation to delivery, source
+    queueing included, as BookSim2 counts it) of the packets created in the window that were
+    delivered by the end, how many of those were, and the per-link flits, per-router peak buffer
+    occupancy and stall cycles."""
+    total = warmup + cycles + drain
+    if total > MAX_CYCLES:
         raise ValueError(f"at most {MAX_CYCLES:,} cycles")
     n = gx * gy
-    nb, lat = mesh_links(gx, gy, gx, gy, 1, 1)
-    stats = {"link_flits": np.zeros(n * 4, np.int64), "peak": np.zeros(n, np.int64),
-             "stalls": np.zeros(n, np.int64)}
-    queue = np.zeros((n, cycles + 1), np.int64)
-    injected, delivered = _run_uniform(bw, nb, lat, unicast_table(gx, gy), rate, cycles, seed,
-                                       queue, np.zeros(n, np.int64), np.zeros(n, np.int64),
-                                       *new_state(n, depth, 1), stats["link_flits"],
-                                       stats["peak"], stats["stalls"], scan_all)
-    return {"injected": int(injected), "delivered": int(delivered), **stats}
+    nb, lat = mesh_links(gx, gy, gx, gy, hop_cycles, hop_cycles)
+    stats = new_stats(n)
+    queue = np.zeros((n, total + 1), np.int64)
+    born_at = np.zeros((n, total + 1), np.int64)
+    q_tail = np.zeros(n, np.int64)
+    injected, delivered, in_window = _run_uniform(
+        bw, router_cycles, credit_cycles, nb, lat, unicast_table(gx, gy), rate, warmup, cycles,
+        drain, seed, scan_all, queue, born_at, np.zeros(n, np.int64), q_tail,
+        *new_state(n, depth, hop_cycles + router_cycles, credit_cycles), *stats_args(stats))
+    created = np.arange(total + 1)[None, :] < q_tail[:, None]
+    window = created & (born_at >= warmup) & (born_at < warmup + cycles)
+    return {"injected": int(injected), "delivered": int(delivered),
+            "accepted": in_window / (n * cycles) if cycles else 0.0,
+            "window_created": int(window.sum()), **stats}
 
 
 def unicast_table(gx: int, gy: int) -> np.ndarray:
@@ -304,15 +407,17 @@ def unicast_table(gx: int, gy: int) -> np.ndarray:
 
 
 @njit(nogil=True)
-def run_wave(bw, nb, lat, table, routes, counts, src_router, from_host, n_dst, fifo, port, router,
-             wheel, queued, pops, link_flits, peak, stalls, max_cycles, scan_all=False):
+def run_wave(bw, stages, credit_cycles, nb, lat, table, routes, counts, src_router, from_host,
+             n_dst, fifo, born, port, router, wheel, queued, pops, credits, freed, link_flits,
+             peak, stalls, lat_hist, lat_acc, max_cycles, scan_all=False):
     """Inject ``counts[i]`` packets of each route ``routes[i]`` and run until all are delivered.
     Returns the cycles taken, or -1 if ``max_cycles`` passed (a deadlock would be a bug).
 
     Every source (a core's router, or the host) injects one packet per cycle into its local
-    (host: west) input while that buffer has room, its routes in the order given.
+    (host: west) input while that buffer has room, its routes in the order given. A packet's
+    latency runs from that injection to its delivery.
     """
-    _reset(port, router, wheel, queued, pops)
+    _reset(port, router, wheel, queued, pops, credits)
     n_routers = router.shape[0]
     expected = 0
     for i in range(routes.shape[0]):
@@ -331,20 +436,22 @@ def run_wave(bw, nb, lat, table, routes, counts, src_router, from_host, n_dst, f
     src_at = np.full(n_routers * 8, -1, np.int64)     # source feeding buffer r * 8 + p
     src_at[src_r * 8 + src_p] = np.arange(len(sources))
     return _drain(routes, order, counts.copy(), next_k, end_k, src_r, src_p, src_at, expected,
-                  bw, nb, lat, table, fifo, port, router, wheel, queued, pops, link_flits, peak,
-                  stalls, max_cycles, scan_all, np.arange(len(sources)), np.empty_like(sources),
+                  bw, stages, credit_cycles, nb, lat, table, fifo, born, port, router, wheel,
+                  queued, pops, credits, freed, link_flits, peak, stalls, lat_hist, lat_acc,
+                  max_cycles, scan_all, np.arange(len(sources)), np.empty_like(sources),
                   np.full(len(sources), -1, np.int64))
 
 
 @njit(nogil=True, _nrt=False)
-def _drain(routes, order, remaining, next_k, end_k, src_r, src_p, src_at, expected, bw, nb, lat,
-           table, fifo, port, router, wheel, queued, pops, link_flits, peak, stalls, max_cycles,
-           scan_all, now, nxt, listed):
+def _drain(routes, order, remaining, next_k, end_k, src_r, src_p, src_at, expected, bw, stages,
+           credit_cycles, nb, lat, table, fifo, born, port, router, wheel, queued, pops, credits,
+           freed, link_flits, peak, stalls, lat_hist, lat_acc, max_cycles, scan_all, now, nxt,
+           listed):
     """The cycle loop of ``run_wave``. It allocates nothing, so it is compiled without
     reference counting: its atomic increments on every array access were 2/3 of the time.
 
     ``now`` lists the sources that inject this cycle: those with packets left and room in their
-    input buffer. A source whose buffer is full leaves the list until that buffer frees a slot.
+    input buffer. A source whose buffer is full leaves the list until a credit for it returns.
     """
     depth = fifo.shape[2]
     n_now = now.shape[0]
@@ -358,7 +465,8 @@ def _drain(routes, order, remaining, next_k, end_k, src_r, src_p, src_at, expect
             j = now[k]
             r, p = src_r[j], src_p[j]
             i = order[next_k[j]]
-            _push(fifo, port, router, wheel, queued, peak, r, p, routes[i], table[routes[i], r], c)
+            _push(fifo, born, port, router, wheel, queued, peak, r, p, routes[i],
+                  table[routes[i], r], c, c, stages)
             remaining[i] -= 1
             if remaining[i] == 0:
                 next_k[j] += 1
@@ -366,15 +474,16 @@ def _drain(routes, order, remaining, next_k, end_k, src_r, src_p, src_at, expect
                 listed[j] = c + 1
                 nxt[n_next] = j
                 n_next += 1
-        delivered += _switch(fifo, port, router, wheel, queued, pops, c, scan_all, bw, nb, lat,
-                             table, link_flits, peak, stalls)
-        for k in range(1, pops[0] + 1):     # a source's buffer freed a slot: it may go on
-            j = src_at[pops[k]]
+        delivered += _switch(fifo, born, port, router, wheel, queued, pops, c, scan_all, bw,
+                             stages, nb, lat, table, link_flits, peak, stalls, lat_hist, lat_acc,
+                             0, _NEVER)
+        _credit(port, router, wheel, queued, pops, credits, freed, c, nb, credit_cycles)
+        for k in range(1, freed[0] + 1):    # a source's buffer got a slot back: it may go on
+            j = src_at[freed[k]]
             if j >= 0 and next_k[j] < end_k[j] and listed[j] != c + 1:
                 listed[j] = c + 1
                 nxt[n_next] = j
                 n_next += 1
-        _credit(port, router, wheel, queued, pops, c, nb)
         now, nxt = nxt, now
         n_now = n_next
         c += 1
@@ -390,7 +499,8 @@ class Noc:
         cx, cy = spec["mesh"]["cores_x"], spec["mesh"]["cores_y"]
         noc = spec["noc"]
         self.depth, self.bw = noc["buffer_depth"], noc["link_flits_per_cycle"]
-        self.max_latency = max(noc["hop_cycles"], noc["chip_hop_cycles"])
+        self.stages, self.credit_cycles = noc["router_cycles"], noc["credit_cycles"]
+        self.max_latency = max(noc["hop_cycles"], noc["chip_hop_cycles"]) + self.stages
         self.nb, self.lat = mesh_links(self.gx, self.gy, cx, cy, noc["hop_cycles"],
                                        noc["chip_hop_cycles"])
         n_routes = len(arrays["route.src"])
@@ -416,19 +526,21 @@ class Noc:
         # makes each dict operation atomic, and a wave computed twice gives the same result
 
     def new_stats(self) -> dict[str, np.ndarray]:
-        return {"link_flits": np.zeros(self.n_routers * 4, dtype=np.int64),
-                "peak": np.zeros(self.n_routers, dtype=np.int64),
-                "stalls": np.zeros(self.n_routers, dtype=np.int64)}
+        return new_stats(self.n_routers)
+
+    def new_state(self) -> tuple[np.ndarray, ...]:
+        return new_state(self.n_routers, self.depth, self.max_latency, self.credit_cycles)
 
     def run_step(self, route_counts: np.ndarray, stats: dict[str, np.ndarray],
-                 scan_all: bool = False) -> int:
+                 scan_all: bool = False, state: tuple[np.ndarray, ...] | None = None) -> int:
         """Cycles for one time step, given packets per route; accumulates into ``stats``.
+        ``state``: a thread's own ``new_state()``, reused across calls.
 
         A wave's outcome depends only on its packet counts, so the host's input wave, which
         direct encoding repeats unchanged every time step, is simulated once per image.
         """
         total = 0
-        state = new_state(self.n_routers, self.depth, self.max_latency)
+        state = self.new_state() if state is None else state
         for w, in_wave in enumerate(self.wave_routes):
             counts = route_counts[in_wave]
             if not counts.any():
@@ -444,19 +556,26 @@ class Noc:
                     self._input_waves.clear()
                 self._input_waves[key] = (cyc, mine)
             cyc, mine = self._input_waves[key]
-            stats["link_flits"] += mine["link_flits"]
-            np.maximum(stats["peak"], mine["peak"], out=stats["peak"])
-            stats["stalls"] += mine["stalls"]
+            add_stats(stats, mine)
             total += cyc
         return total
 
     def _run_wave(self, in_wave: np.ndarray, counts: np.ndarray, state: tuple,
                   stats: dict[str, np.ndarray], scan_all: bool) -> int:
         routes = in_wave[counts > 0]
-        cyc = run_wave(self.bw, self.nb, self.lat, self.table, routes.astype(np.int64),
-                       counts[counts > 0].astype(np.int64), self.src_router, self.from_host,
-                       self.n_dst, *state, stats["link_flits"], stats["peak"], stats["stalls"],
+        cyc = run_wave(self.bw, self.stages, self.credit_cycles, self.nb, self.lat, self.table,
+                       routes.astype(np.int64), counts[counts > 0].astype(np.int64),
+                       self.src_router, self.from_host, self.n_dst, *state, *stats_args(stats),
                        MAX_CYCLES, scan_all)
         if cyc < 0:
             raise RuntimeError("NoC did not drain: a deadlock in the router model")
         return cyc
+
+
+def add_stats(into: dict[str, np.ndarray], more: dict[str, np.ndarray]) -> None:
+    """Accumulate one run's NoC statistics into another's (peaks and the latency maximum are
+    maxima, everything else sums)."""
+    into["link_flits"] += more["link_flits"]
+    into["stalls"] += more["stalls"]
+    np.maximum(into["peak"], more["peak"], out=into["peak"])
+    latency.merge(into["latency_hist"], into["latency"], more["latency_hist"], more["latency"])

@@ -10,6 +10,7 @@ import numpy as np
 
 from artifacts.chipimage import ROLES
 from artifacts.mesh import crosses_chip, link_endpoints
+from chipsim import latency
 from chipsim.chip import SimResult
 from chipsim.machine import Machine
 
@@ -69,6 +70,7 @@ def report(machine: Machine, arrays: dict[str, np.ndarray], totals: Totals,
         out["cycles_per_step"] = float(cycles.mean()) if len(cycles) else 0.0
         out["max_cycles_per_step"] = int(cycles.max()) if len(cycles) else 0
         out["latency_cycles_per_inference"] = float(cycles.sum() / n)
+        out["packet_latency_cycles"] = packet_latency(stats, n)
         out["routers"] = [{"x": int(r % gx), "y": int(r // gx), "peak_buffer": int(stats["peak"][r]),
                            "stalls": int(stats["stalls"][r])}
                           for r in np.nonzero(stats["peak"])[0]]
@@ -91,3 +93,17 @@ def report(machine: Machine, arrays: dict[str, np.ndarray], totals: Totals,
     out["links"] = links
     out["predictions"] = np.concatenate(totals.predictions).tolist() if totals.predictions else []
     return out
+
+
+def packet_latency(stats: dict[str, np.ndarray], n: int) -> dict[str, Any]:
+    """Packet latency (cycles from injection into the source router to delivery at a core;
+    a multicast packet counts once per destination core) over every packet of the run, and per
+    time step over all images."""
+    whole = latency.summary(stats["latency_hist"], stats["latency"])
+    per_step = []
+    if "latency_by_step" in stats:
+        for t, (hist, acc) in enumerate(zip(stats["latency_hist_by_step"],
+                                            stats["latency_by_step"], strict=True)):
+            per_step.append({"t": t, **latency.summary(hist, acc)})
+    return {"packets_per_inference": whole["packets"] / max(n, 1),
+            **{k: whole[k] for k in ("mean", "p99", "max")}, "per_step": per_step}

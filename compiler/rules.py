@@ -247,10 +247,17 @@ def link_bandwidth(d: Design) -> list[str]:
 @rule("hop-latency", "routes")
 def hop_latency(d: Design) -> list[str]:
     noc = d.spec.noc
-    return [f"rule hop-latency: noc.{name} is {v:,} cycles, the NoC model holds link latencies "
-            f"up to {mesh.MAX_HOP_CYCLES:,}; lower it"
-            for name, v in (("hop_cycles", noc.hop_cycles), ("chip_hop_cycles", noc.chip_hop_cycles))
-            if v > mesh.MAX_HOP_CYCLES]
+    found = [f"rule hop-latency: noc.{name} is {v:,} cycles, the NoC model holds link latencies "
+             f"up to {mesh.MAX_HOP_CYCLES:,}; lower it"
+             for name, v in (("hop_cycles", noc.hop_cycles), ("chip_hop_cycles", noc.chip_hop_cycles),
+                             ("credit_cycles", noc.credit_cycles))
+             if v > mesh.MAX_HOP_CYCLES]
+    longest = max(noc.hop_cycles, noc.chip_hop_cycles)
+    if not found and longest + noc.router_cycles > mesh.MAX_HOP_CYCLES:
+        found.append(f"rule hop-latency: noc.router_cycles {noc.router_cycles:,} plus the longest "
+                     f"link latency {longest:,} exceeds the {mesh.MAX_HOP_CYCLES:,} cycles the NoC "
+                     "model holds per hop; lower it")
+    return found
 
 
 def violations(stage: str, subject: Any) -> list[str]:

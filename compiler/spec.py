@@ -56,8 +56,13 @@ class ArithmeticSpec:
 class NocSpec:
     buffer_depth: int = 4       # flits per router input port
     link_flits_per_cycle: int = 1
-    hop_cycles: int = 1         # on-chip router + link latency
+    hop_cycles: int = 1         # on-chip link latency (a 1-cycle router's hop)
     chip_hop_cycles: int = 8    # chip-to-chip link latency
+    router_cycles: int = 0      # extra cycles a packet spends at the head of a router's input
+                                # buffer before it may cross the switch (the pipeline's route
+                                # computation and allocation stages); 0: a single-cycle router
+    credit_cycles: int = 1      # cycles from a buffer slot freeing to its upstream router
+                                # being able to use it (credit return delay)
 
 
 @dataclass(frozen=True)

@@ -119,13 +119,18 @@ def bench_noc(quick: bool = False, model: str | None = None) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     injected, delivered = res["injected"], res["delivered"]
     rate = cycles / seconds
+    from spikemesh.bench.noc_curve import bench_noc_curve
+
+    sweep = bench_noc_curve(quick=quick)
     md = "\n".join(["## NoC alone: 8x8 mesh, uniform random traffic, 0.1 packets/node/cycle", "",
                     f"Machine: {machine_line()}", "",
                     f"{cycles:,} cycles in {seconds:.2f} s: **{rate:,.0f} simulated cycles/s** "
                     f"(target >= 100,000); {injected:,} packets injected, {delivered:,} delivered; "
-                    "buffer depth 4, 1 flit/cycle links, single-flit packets."])
+                    "buffer depth 4, 1 flit/cycle links, single-flit packets.", "",
+                    sweep["markdown"]])
     return {"benchmark": "noc", "machine": machine_info(), "cycles": cycles, "seconds": seconds,
-            "cycles_per_second": rate, "injected": injected, "delivered": delivered, "markdown": md}
+            "cycles_per_second": rate, "injected": injected, "delivered": delivered,
+            "curve": {k: v for k, v in sweep.items() if k != "markdown"}, "markdown": md}
 
 
 def bench_chipsim(quick: bool = False, model: str | None = None) -> dict[str, Any]:
@@ -222,10 +227,10 @@ def bench_chipsim(quick: bool = False, model: str | None = None) -> dict[str, An
            f"Targets: >= 500M SOP/s per core end to end including the NoC model "
            f"({sops / t_full / 1e6 / threads:.0f}M); >= 3x the dense torch reference "
            f"(functional {t_torch / t_func:.2f}x, end to end {t_torch / t_full:.2f}x).",
-           f"Synapses: VNNI quads on {int((chip.flat.qbase >= 0).sum())} of "
-           f"{sum(c.crossbar is not None for c in machine.cores)} crossbar cores (this CPU "
-           f"{'has' if simd.has_vnni() else 'lacks'} AVX-512 VNNI), rows on the rest; "
-           f"'rows only' adds every core's synapses row by row.",
+           f"Synapses: {simd.QUAD_NAMES[simd.quad_kind()]} quads on "
+           f"{int((chip.flat.qbase >= 0).sum())} of "
+           f"{sum(c.crossbar is not None for c in machine.cores)} crossbar cores, rows on the "
+           f"rest; 'rows only' adds every core's synapses row by row.",
            f"Setup, not in the times above: flattening the chip image for the kernels took "
            f"{t_setup:.2f} s once (end to end with it: "
            f"{sops / (t_full + t_setup) / 1e6 / threads:.0f}M SOP/s per core)."]

@@ -44,10 +44,10 @@ class TrafficRun:
 
 def simulate_traffic(machine: Machine, chip: Chip, arrays, images: np.ndarray,
                      labels: np.ndarray, kind: str, *, batch_size: int, seed: int,
-                     progress: bool) -> TrafficRun:
+                     progress: bool, threads: int | None = None) -> TrafficRun:
     totals, stats, seconds = run_dataset(machine, images, labels, arrays=arrays,
                                          batch_size=batch_size, seed=seed, progress=progress,
-                                         chip=chip)
+                                         chip=chip, threads=threads)
     result = report(machine, arrays, totals, stats, seconds)
     n = max(totals.n, 1)
     per_core = {name: getattr(totals, name).astype(np.float64) / n for name in COUNTERS}
@@ -146,6 +146,7 @@ def summarize(run: TrafficRun, machine: Machine, host_packets: int = 0) -> dict[
         "kind": run.kind, "n": run.n, "accuracy": res["accuracy"],
         "cycles_per_step": res.get("cycles_per_step"),
         "max_cycles_per_step": res.get("max_cycles_per_step"),
+        "packet_latency_cycles": res.get("packet_latency_cycles"),
         "energy_uj_per_inference": res.get("energy_uj_per_inference"),
         "energy_breakdown_uj_per_inference": res["energy_breakdown_uj_per_inference"],
         "per_layer": per_layer,
@@ -212,8 +213,18 @@ def format_summary(s: dict[str, Any]) -> str:
                  f"({l['from'][0]},{l['from'][1]})->({l['to'][0]},{l['to'][1]}) "
                  f"{l['flits_per_inference']:,.0f}{' chip-to-chip' if l['chip_to_chip'] else ''}"
                  for l in s["hottest_links"]),
-             "  packet latency per packet: not yet recorded by the NoC model (open)"]
+             "  " + format_latency(s["packet_latency_cycles"])]
     return "\n".join(lines)
+
+
+def format_latency(lat: dict[str, Any]) -> str:
+    """One line: mean, p99 and max packet latency, over the run and per time step."""
+    if lat["mean"] is None:
+        return "packet latency: no packets delivered"
+    steps = ", ".join(f"t{s['t']} {s['mean']:,.0f}/{s['p99']:,}" for s in lat["per_step"]
+                      if s["mean"] is not None)
+    return (f"packet latency (cycles, injection to delivery): mean {lat['mean']:,.1f}, p99 "
+            f"{lat['p99']:,}, max {lat['max']:,}; per step mean/p99: {steps}")
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], fields: list[str] | None = None) -> None:

@@ -3,21 +3,24 @@ import copy
 import numpy as np
 
 from chipsim.machine import machine_from_arrays
-from chipsim.noc import LOCAL, mesh_links, new_state, run_wave, uniform_traffic
+from chipsim.noc import LOCAL, mesh_links, new_state, new_stats, run_wave, stats_args, uniform_traffic
 from chipsim.simulate import simulate_dataset
 from tests.helpers import compile_in_memory, integer_model, random_images, random_layers, tiny_spec
 
 
 def wave(table, routes, counts, src_router, n_dst, *, gx=4, gy=1, cx=4, cy=1, depth=4,
-         chip_lat=1, from_host=None, scan_all=False):
+         chip_lat=1, hop=1, stages=0, credit=1, from_host=None, scan_all=False, full=False):
+    """Cycles and (link flits, peaks, stalls) of one wave; ``full``: the whole stats dict."""
     n = gx * gy
     from_host = np.zeros(len(src_router), bool) if from_host is None else from_host
-    nb, lat = mesh_links(gx, gy, cx, cy, 1, chip_lat)
-    stats = (np.zeros(n * 4, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64))
-    cyc = run_wave(1, nb, lat, table, np.asarray(routes, np.int64), np.asarray(counts, np.int64),
-                   np.asarray(src_router, np.int64), from_host, np.asarray(n_dst, np.int64),
-                   *new_state(n, depth, max(1, chip_lat)), *stats, 100_000, scan_all)
-    return cyc, stats
+    nb, lat = mesh_links(gx, gy, cx, cy, hop, chip_lat)
+    stats = new_stats(n)
+    cyc = run_wave(1, stages, credit, nb, lat, table, np.asarray(routes, np.int64),
+                   np.asarray(counts, np.int64), np.asarray(src_router, np.int64), from_host,
+                   np.asarray(n_dst, np.int64),
+                   *new_state(n, depth, max(hop, chip_lat) + stages, credit),
+                   *stats_args(stats), 100_000, scan_all)
+    return cyc, (stats if full else stats_args(stats)[:3])
 
 
 def line_route(dsts, gx=4):
@@ -119,3 +122,62 @@ def test_buffer_depth_changes_cycles_never_spikes():
     assert [c["spikes_out"] for c in shallow["cores"]] == [c["spikes_out"] for c in deep["cores"]]
     assert shallow["cycles_per_step"] > deep["cycles_per_step"]
     assert sum(l["flits"] for l in shallow["links"]) == sum(l["flits"] for l in deep["links"])
+
+
+def test_packet_latency_counts_hops_and_router_stages():
+    # 3 hops east: a 1-cycle router delivers in cycle 3; with 2 extra cycles at the head of
+    # every buffer on the way (4 routers) and 1-cycle links, in 4 * 2 + 3 * 1 = 11
+    for stages, expect in ((0, 3), (2, 11)):
+        cyc, stats = wave(line_route([3]), [0], [1], [0], [1], stages=stages, full=True)
+        assert cyc == expect + 1
+        assert list(stats["latency"]) == [1, expect, expect]      # count, sum, max
+        assert stats["latency_hist"][expect] == 1
+
+
+def test_router_stages_limit_each_input_to_one_packet_per_stages_plus_one_cycles():
+    # the stages run at the head of a buffer, one packet at a time (BookSim2's single-VC
+    # router): 40 packets through the same inputs take about 40 * (1 + stages) cycles
+    for stages in (0, 2):
+        cyc, _ = wave(line_route([3]), [0], [40], [0], [1], stages=stages, depth=8)
+        assert 40 * (1 + stages) <= cyc <= 40 * (1 + stages) + 12, (stages, cyc)
+
+
+def test_credit_delay_slows_a_shallow_buffer():
+    # one-slot buffers: a slot freed in cycle c is refilled from c + credit, the packet ready
+    # a cycle later, so one packet per credit + 1 cycles (credit 1: the half rate above)
+    for credit in (1, 3):
+        cyc, _ = wave(line_route([3]), [0], [50], [0], [1], depth=1, credit=credit)
+        assert 50 * (credit + 1) <= cyc <= 50 * (credit + 1) + 10, (credit, cyc)
+
+
+def test_sleeping_routers_change_nothing_with_a_pipelined_router_and_slow_credits():
+    for rate in (0.05, 0.4):
+        kw = dict(rate=rate, cycles=2000, depth=2, seed=4, hop_cycles=2, router_cycles=2,
+                  credit_cycles=3)
+        lazy, full = uniform_traffic(6, 5, **kw), uniform_traffic(6, 5, scan_all=True, **kw)
+        for key in ("injected", "delivered", "link_flits", "peak", "stalls", "latency_hist",
+                    "latency"):
+            assert np.array_equal(lazy[key], full[key]), (rate, key)
+
+
+def test_zero_load_latency_is_the_mean_hop_count():
+    # a 1-cycle router at 1% load: latency from creation = hops (no queueing to speak of);
+    # the mean distance between two different nodes of an 8x8 mesh is 2 * 21/8 * 64/63
+    res = uniform_traffic(8, 8, rate=0.01, cycles=4000, warmup=500, drain=500, seed=2)
+    count, total, _ = res["latency"]
+    assert count == res["window_created"] > 2000
+    assert abs(total / count - 2 * 21 / 8 * 64 / 63) < 0.15
+    assert abs(res["accepted"] - 0.01) < 0.002
+
+
+def test_the_latency_throughput_sweep_saturates_where_the_router_allows():
+    # the default 1-cycle router saturates near 0.35 flits/node/cycle on an 8x8 mesh; the
+    # BookSim2-like single-VC setting serves one packet per 3 cycles per input: far lower
+    from spikemesh.bench.noc_curve import CONFIGS, curve, saturation
+
+    rates = [0.05, 0.2, 0.45]
+    default, booksim = (curve(cfg, rates, warmup=300, cycles=1500, drain=600)
+                        for cfg in CONFIGS.values())
+    assert 0.3 < saturation(default) < 0.4 and 0.1 < saturation(booksim) < 0.2
+    assert default[0]["stable"] and not default[2]["stable"] and not booksim[1]["stable"]
+    assert 5 < default[0]["mean_latency"] < 6.5 < 20 < booksim[0]["mean_latency"] < 30

@@ -111,6 +111,10 @@ def test_noc_field_rules_refuse_values_that_overflow_their_bits():
     msg = fires_alone("routes", dataclasses.replace(d, spec=with_noc(d.spec, chip_hop_cycles=10**9)),
                       "hop-latency")
     assert "1,000,000,000" in msg
+    msg = fires_alone("routes", dataclasses.replace(
+        d, spec=with_noc(d.spec, chip_hop_cycles=mesh.MAX_HOP_CYCLES, router_cycles=1)),
+        "hop-latency")
+    assert "router_cycles 1 plus" in msg
 
 
 def test_every_registered_rule_is_tested_here():

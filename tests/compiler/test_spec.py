@@ -20,6 +20,8 @@ def test_pku_preset_matches_the_public_figures():
     ({"board": {"chips_x": 3000}}, "board.chips_x: must lie in 1..64"),
     ({"noc": {"buffer_depth": 10**8}}, "noc.buffer_depth: must lie in"),
     ({"noc": {"hop_cycles": 4 * 10**9}}, "noc.hop_cycles: must lie in"),
+    ({"noc": {"router_cycles": -1}}, "noc.router_cycles: must lie in 0.."),
+    ({"noc": {"credit_cycles": 0}}, "noc.credit_cycles: must lie in 1.."),
     ({"mesh": {"cores_x": 256, "cores_y": 256}, "board": {"chips_x": 2}}, "more than the 65,536"),
     ({"energy": {"pj_per_hop": float("nan")}}, "energy.pj_per_hop: must be a finite number"),
     ({"energy": {"pj_per_hop": float("inf")}}, "energy.pj_per_hop: must be a finite number"),

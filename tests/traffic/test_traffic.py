@@ -52,6 +52,14 @@ def test_totals_are_the_simulators_counters_and_pairs_cover_every_delivery(tiny,
     received += np.bincount(host_dst, weights=host_pk, minlength=len(machine.cores))
     assert np.array_equal(received * 1.0, run.per_core["packets_in"] * len(labels))
     assert host == int(run.route_packets[host_routes].sum()) and packets.sum() > 0
+    # every packet a core receives has its latency counted once, in the step it travelled in;
+    # with 1-cycle hops none arrives sooner than it could travel
+    lat = sim["packet_latency_cycles"]
+    per_step = [s["packets"] for s in lat["per_step"]]
+    assert sum(per_step) == lat["packets_per_inference"] * len(labels) == received.sum()
+    assert len(per_step) == machine.timesteps and all(p > 0 for p in per_step)
+    assert 0 < lat["mean"] <= lat["p99"] <= lat["max"] <= sim["max_cycles_per_step"]
+    assert run.result["packet_latency_cycles"] == lat
 
     summary = write_run(tmp_path, run, machine, lambda _: None)
     assert summary["n"] == len(labels)
