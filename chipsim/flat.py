@@ -87,9 +87,9 @@ class Flat:
 
 
 def flatten(m: Machine, quads: bool | None = None) -> Flat:
-    """``quads``: store eligible cores' crossbars in quads for the VNNI kernel (True also on a
-    CPU without VNNI, where the same arithmetic runs as portable vector code: tests); None:
-    when the CPU has VNNI."""
+    """``quads``: store eligible cores' crossbars in quads for the dot-product kernel (True
+    also on a CPU without VNNI or AVX2, where the same arithmetic runs as portable vector code:
+    tests); None: when the CPU has VNNI or AVX2 (simd.quad_kind)."""
     cores = m.cores
     n_layers = len(m.layers)
     order = [ci for li in range(n_layers) for ci in m.layer_cores[li]]
@@ -139,10 +139,12 @@ def flatten(m: Machine, quads: bool | None = None) -> Flat:
     layer_sizes = np.array([lay.n_neurons for lay in m.layers], dtype=np.int64)
     acc_bound = _accumulator_bound(m, cores, lc, abase, axon_gain, host_fed)
     acc_dtype = np.int32 if acc_bound < np.iinfo(np.int32).max else np.int64
-    use_quads = simd.has_vnni() if quads is None else quads
+    kind = simd.quad_kind()
+    use_quads = kind != "portable" if quads is None else quads
     quad = aligned = np.zeros(len(cores), dtype=bool)
     if use_quads and acc_dtype == np.int32:
-        quad, aligned = _quad_cores(m, lc, abase, axon_gain, entries.axon_entry)
+        quad, aligned = _quad_cores(m, lc, abase, axon_gain, entries.axon_entry,
+                                    pair_limit=kind == "avx2")
     packed = _pack_crossbars([None if q else o.crossbar for o, q in zip(lc, quad, strict=True)])
     qbase, xquad = _pack_quads([o.crossbar if q else None for o, q in zip(lc, quad, strict=True)])
     return Flat(
@@ -170,10 +172,12 @@ def flatten(m: Machine, quads: bool | None = None) -> Flat:
 
 
 def _quad_cores(m: Machine, lc: list[_LocalOrder], abase: np.ndarray, axon_gain: np.ndarray,
-                axon_entry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                axon_entry: np.ndarray, pair_limit: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Cores whose synaptic work can run as VNNI dot products of four axons: every weight fits
     int8, every input (event x gain) fits uint8, and the neurons fill whole 16-lane vectors
-    (the int32 accumulators are checked by the caller). Of those, the aligned ones: every
+    (the int32 accumulators are checked by the caller). ``pair_limit`` (the AVX2 form, whose
+    pair sums saturate at 16 bits): also 2 x largest input x largest |weight| <= 32767, so no
+    pair sum can. Of those, the aligned ones: every
     four axons 4q .. 4q + 3 read four consecutive entries 4g .. 4g + 3 with gain 1, so one
     uint32 of a step's event bytes is a quad's input (kernels._read_quads), in layers whose
     crossbar cores all qualify; in VGG5 every crossbar core of conv2, conv3 and fc1. Two
@@ -189,8 +193,11 @@ def _quad_cores(m: Machine, lc: list[_LocalOrder], abase: np.ndarray, axon_gain:
             fits[id(xb)] = xb.size == 0 or (int(xb.min()) >= -128 and int(xb.max()) <= 127)
         a0, a1 = abase[c.index], abase[c.index + 1]
         gain = axon_gain[a0:a1]
+        largest_in = _max_event(m, c.layer) * int(gain.max()) if gain.size else 0
         quad[c.index] = (fits[id(xb)] and gain.size > 0 and int(gain.min()) >= 0
-                         and _max_event(m, c.layer) * int(gain.max()) <= 255)
+                         and largest_in <= 255)
+        if quad[c.index] and pair_limit and xb.size:
+            quad[c.index] = 2 * largest_in * int(np.abs(xb.astype(np.int64)).max()) <= 32767
         if quad[c.index] and (a1 - a0) % 4 == 0 and bool(np.all(gain == 1)):
             entry = axon_entry[a0:a1].reshape(-1, 4)
             aligned[c.index] = (bool(np.all(entry[:, 0] % 4 == 0))

@@ -3,11 +3,15 @@ kernel needs.
 
 ``dot4(acc, packed, w)``, with ``w = load_bytes(x, off)``, adds in each of 16 int32 lanes j
     sum over k < 4 of byte k of ``packed`` (unsigned) x x[off + 4 j + k] (signed int8),
-which is one AVX-512 VNNI instruction (vpdpbusd: 64 multiply-adds, no saturation). On a CPU
-without VNNI the same sum is emitted as portable LLVM vector code: the result is identical,
-only slower. Which of the two is decided when Numba compiles, from the features of the CPU it
-compiles for (``has_vnni``; Numba's cache keys machine code by CPU name and features, so a
-cached kernel never runs on another).
+which is one AVX-512 VNNI instruction (vpdpbusd: 64 multiply-adds, no saturation). With AVX2
+and no VNNI it is the usual int8 idiom, per 32 bytes: vpmaddubsw (unsigned x signed bytes,
+adjacent pairs summed into 16 bits) then vpmaddwd by ones (pairs of those into 32 bits). Its
+16-bit pair sums saturate, so it is exact only where every |a0 w0 + a1 w1| <= 32767: flatten
+uses it only for cores whose largest input and weight guarantee that. Elsewhere (ARM64, older
+x86) the same sum is emitted as portable LLVM vector code: identical, only slower. Which one is
+decided when Numba compiles, from the features of the CPU it compiles for (``quad_kind``;
+Numba's cache keys machine code by CPU name and features, so a cached kernel never runs on
+another).
 
 The vectors live in registers: Numba keeps a value of these types as one LLVM <16 x i32> or
 <64 x i8>. Loading the weights apart from the dot product lets a kernel use one load for
@@ -60,6 +64,39 @@ def has_vnni() -> bool:
     return bool(host.get("avx512vnni", False)) and bool(host.get("avx512bw", False))
 
 
+# CPU names (NUMBA_CPU_NAME) whose instruction set includes AVX2
+_AVX2_CPUS = {
+    "haswell", "broadwell", "skylake", "skylake-avx512", "cascadelake", "cooperlake",
+    "cannonlake", "icelake-client", "icelake-server", "tigerlake", "rocketlake", "alderlake",
+    "raptorlake", "meteorlake", "arrowlake", "lunarlake", "sapphirerapids", "emeraldrapids",
+    "graniterapids", "sierraforest", "grandridge", "core-avx2", "x86-64-v3", "x86-64-v4",
+    "znver1", "znver2", "znver3", "znver4", "znver5", "bdver4",
+}
+
+
+def has_avx2() -> bool:
+    """Whether the machine code Numba emits here may use AVX2, read as has_vnni reads VNNI; a
+    target CPU named without a feature list counts by its name (NUMBA_CPU_NAME=haswell: yes)."""
+    features = numba.config.CPU_FEATURES
+    if features:
+        return "+avx2" in set(features.split(","))
+    if numba.config.CPU_NAME and numba.config.CPU_NAME != "host":
+        return numba.config.CPU_NAME in _AVX2_CPUS
+    return bool(llvm.get_host_cpu_features().get("avx2", False))
+
+
+QUAD_NAMES = {"vnni": "AVX-512 VNNI", "avx2": "AVX2 (vpmaddubsw + vpmaddwd)",
+              "portable": "portable-vector"}
+
+
+def quad_kind() -> str:
+    """How dot4 is emitted here: "vnni", "avx2" (16-bit pair sums: see the module's note) or
+    "portable"."""
+    if has_vnni():
+        return "vnni"
+    return "avx2" if has_avx2() else "portable"
+
+
 def _data_pointer(context, builder, array_type, array, offset, element):
     data = context.make_array(array_type)(context, builder, array).data
     return builder.bitcast(builder.gep(data, [offset]), element.as_pointer())
@@ -98,8 +135,30 @@ def load_bytes(typingctx, x, off):
     return sig, codegen
 
 
-def make_dot4(vnni: bool | None = None):
-    """The dot4 intrinsic; ``vnni`` forces one implementation (tests), None decides by CPU."""
+def _dot4_avx2(builder, acc, packed_bytes, x_bytes):
+    """vpmaddubsw then vpmaddwd by ones on each 32-byte half; lane j of each half sums bytes
+    4j .. 4j + 3 as vpdpbusd does. The 16-bit pair sums saturate (see the module's note)."""
+    half_bytes = ir.VectorType(_I8, 32)
+    i16 = ir.VectorType(ir.IntType(16), 16)
+    i32x8 = ir.VectorType(_I32, 8)
+    maddubs = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(i16, [half_bytes, half_bytes]), "llvm.x86.avx2.pmadd.ub.sw")
+    maddwd = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(i32x8, [i16, i16]), "llvm.x86.avx2.pmadd.wd")
+    ones = ir.Constant(i16, [1] * 16)
+    halves = []
+    for h in range(2):
+        pick = ir.Constant(ir.VectorType(_I32, 32), list(range(32 * h, 32 * h + 32)))
+        a = builder.shuffle_vector(packed_bytes, packed_bytes, pick)
+        w = builder.shuffle_vector(x_bytes, x_bytes, pick)
+        halves.append(builder.call(maddwd, [builder.call(maddubs, [a, w]), ones]))
+    both = builder.shuffle_vector(halves[0], halves[1], ir.Constant(_VEC, list(range(LANES))))
+    return builder.add(acc, both)
+
+
+def make_dot4(kind: str | None = None):
+    """The dot4 intrinsic; ``kind`` ("vnni", "avx2", "portable") forces one implementation
+    (tests), None decides by CPU (quad_kind)."""
 
     @intrinsic
     def dot4(typingctx, acc, packed, w):
@@ -117,12 +176,14 @@ def make_dot4(vnni: bool | None = None):
             splat = builder.shuffle_vector(
                 builder.insert_element(ir.Constant(_VEC, None), pk32, ir.Constant(_I32, 0)),
                 ir.Constant(_VEC, None), ir.Constant(_VEC, [0] * LANES))
-            use_vnni = has_vnni() if vnni is None else vnni
-            if use_vnni:
+            how = quad_kind() if kind is None else kind
+            if how == "vnni":
                 fn = cgutils.get_or_insert_function(
                     builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]),
                     "llvm.x86.avx512.vpdpbusd.512")
                 return builder.call(fn, [acc_v, splat, builder.bitcast(w_bytes, _VEC)])
+            if how == "avx2":
+                return _dot4_avx2(builder, acc_v, builder.bitcast(splat, _BYTES), w_bytes)
             return _dot4_portable(builder, acc_v, builder.bitcast(splat, _BYTES), w_bytes)
         return sig, codegen
 

@@ -114,7 +114,7 @@ def bench_attack(quick: bool = False, model: str | None = None) -> dict[str, Any
     overhead = min(own)    # the loop's own time over the chip's, inside the same run
     md = ["## Attack evaluation with the chip level (`spikemesh bench attack`)", "",
           f"Machine: {machine_line()}; chipsim synapses: "
-          f"{'VNNI quads' if simd.has_vnni() else 'portable rows (no AVX-512 VNNI here)'}", "",
+          f"{simd.QUAD_NAMES[simd.quad_kind()]} quads", "",
           f"Trained VGG5 ({Path(model).name}), {n} validation images, FGSM eps 2/8/16, chip "
           "image compiled for pku-nc64c and read from disk inside each run (its validation, "
           "loading and flattening are in the hw run's time).", "",

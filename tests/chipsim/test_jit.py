@@ -123,3 +123,17 @@ def test_vnni_is_read_from_numbas_public_cpu_settings(monkeypatch, features, exp
     monkeypatch.setattr(numba.config, "CPU_FEATURES", "")
     monkeypatch.setattr(numba.config, "CPU_NAME", "haswell")
     assert simd.has_vnni() is False          # a named CPU without features: the portable path
+
+
+@pytest.mark.parametrize("features,name,expected", [
+    ("+avx512f,+avx512bw,+avx512vnni", "", "vnni"), ("+avx2,+fma", "", "avx2"),
+    ("+sse4.2", "", "portable"), ("", "haswell", "avx2"), ("", "znver4", "avx2"),
+    ("", "cortex-a72", "portable")])
+def test_the_quad_form_follows_numbas_cpu_settings(monkeypatch, features, name, expected):
+    import numba
+
+    from chipsim import simd
+
+    monkeypatch.setattr(numba.config, "CPU_FEATURES", features)
+    monkeypatch.setattr(numba.config, "CPU_NAME", name or None)
+    assert simd.quad_kind() == expected
