@@ -22,9 +22,6 @@ from training.evaluate import float_and_quant_accuracy, to_float
 from training.models import ModelConfig, build_model
 from training.noise import NoiseConfig, train_step
 
-# The ANN phase of --ann-epochs trains at this multiple of --lr: without spikes and surrogate
-# gradients it is a plain ReLU network, which tolerates (and needs) a larger step.
-ANN_LR_FACTOR = 3.0
 
 
 @dataclass
@@ -103,7 +100,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         from training.hybrid import hybrid_init
 
         entry = hybrid_init(model, train_split, val_split, epochs=cfg.ann_epochs,
-                            batch_size=cfg.batch_size, lr=cfg.lr * ANN_LR_FACTOR,
+                            batch_size=cfg.batch_size, lr=cfg.lr,
                             augment=cfg.augment, generator=gen, device=device, quant_bits=bits,
                             progress=progress, log=log)
         history.append(entry)
