@@ -268,7 +268,7 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
                            (meta["model"]["mean"], meta["model"]["std"]))
     result = simulate_dataset(machine, split.images.numpy(), split.labels.numpy(), arrays=arrays,
                               batch_size=a.batch_size, noc=not a.no_noc, seed=a.seed,
-                              progress=not a.quiet, on_batch=check)
+                              progress=not a.quiet, on_batch=check, threads=a.threads)
     if check is not None:
         result["reference_match"] = True
         result["reference_images_checked"] = check.images_checked
@@ -278,6 +278,9 @@ def _cmd_simulate(a: argparse.Namespace) -> int:
         _say(f"cycles per step: mean {result['cycles_per_step']:,.0f}, max "
               f"{result['max_cycles_per_step']:,} ({result['latency_cycles_per_inference']:,.0f} "
               "per inference)")
+        from spikemesh.traffic.run import format_latency
+
+        _say(format_latency(result["packet_latency_cycles"]))
     synaptic = result["energy_breakdown_uj_per_inference"]["synaptic"]
     if result["energy_uj_per_inference"] is None:
         _say(f"synaptic energy per inference: {synaptic:.2f} uJ (link energy needs the NoC "
@@ -340,11 +343,12 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
     log = (lambda _: None) if a.quiet else _say
     chip = Chip(machine)
     runs = [simulate_traffic(machine, chip, arrays, images, labels, "clean",
-                             batch_size=a.batch_size, seed=a.seed, progress=not a.quiet)]
+                             batch_size=a.batch_size, seed=a.seed, progress=not a.quiet,
+                             threads=a.threads)]
     if adv_images is not None:
         runs.append(simulate_traffic(machine, chip, arrays, adv_images, labels, "adversarial",
                                      batch_size=a.batch_size, seed=a.seed,
-                                     progress=not a.quiet))
+                                     progress=not a.quiet, threads=a.threads))
     summary: dict = {"image": str(a.image), "dataset": name, "split": a.split}
     for run in runs:
         summary[run.kind] = write_run(out, run, machine, log)
@@ -368,11 +372,13 @@ def _cmd_traffic(a: argparse.Namespace) -> int:
 
 # -- demo / bench ------------------------------------------------------------------------
 def _cmd_demo(a: argparse.Namespace) -> int:
-    from spikemesh.demo import run_demo
+    from spikemesh.demo import DemoSizes, run_demo
 
-    _output_folder(a.out, "the demo")
-    run_demo(Path(a.out), epochs=a.epochs, n_attack=a.n, n_sim=a.n_sim, progress=not a.quiet,
-             reuse_model=a.reuse_model)
+    sizes = DemoSizes(n_attack=a.n, n_sim=a.n_sim,
+                      **{k: v for k, v in (("epochs", a.epochs), ("ann_epochs", a.ann_epochs),
+                                           ("train_size", a.train_size)) if v is not None})
+    run_demo(Path(a.out), sizes, data_dir=a.data_dir, progress=not a.quiet,
+             reuse_model=a.reuse_model, prepare_out=lambda: _output_folder(a.out, "the demo"))
     return 0
 
 
@@ -514,6 +520,9 @@ def _image_data_args(p: argparse.ArgumentParser, *, n: int, image: bool = True) 
                    help="validation images carved from the training data (default: as in training)")
     p.add_argument("--n", type=count, default=n, help="number of images")
     p.add_argument("--batch-size", type=batch, default=16)
+    p.add_argument("--threads", type=integer(1, 1024), default=None,
+                   help="NoC model worker threads (default: every CPU this process may use); "
+                        "results do not depend on it")
 
 
 def _simulate_args(p: argparse.ArgumentParser) -> None:
@@ -544,7 +553,15 @@ def _traffic_args(p: argparse.ArgumentParser) -> None:
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", default="demo_out", help="folder for the model and reports")
-    p.add_argument("--epochs", type=count, default=None, help="override the demo's training epochs")
+    p.add_argument("--data-dir", default=None,
+                   help="run the chain on CIFAR-10 from this folder (cifar-10-batches-py) instead "
+                        "of the embedded synthetic set")
+    p.add_argument("--train-size", type=count, default=None,
+                   help="training images (default 2,500; raise it with --data-dir)")
+    p.add_argument("--ann-epochs", type=integer(0, 10_000), default=None,
+                   help="ReLU ANN epochs before conversion (default 5)")
+    p.add_argument("--epochs", type=count, default=None,
+                   help="SNN epochs after conversion, the last with 4-bit QAT (default 1)")
     p.add_argument("--n", type=count, default=500, help="images in the attack evaluation")
     p.add_argument("--n-sim", type=count, default=100, help="images simulated on the chip")
     p.add_argument("--reuse-model", action="store_true",

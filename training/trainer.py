@@ -23,7 +23,6 @@ from training.models import ModelConfig, build_model
 from training.noise import NoiseConfig, train_step
 
 
-
 @dataclass
 class TrainConfig:
     """Arguments of one training run (also stored in the checkpoint)."""
