@@ -17,14 +17,17 @@ E2E_MIN_ACCURACY = 50.0
 
 @pytest.fixture(scope="session")
 def trained_synthetic(tmp_path_factory) -> tuple[Path, dict]:
-    """A VGG5 (direct, T=4, 4-bit QAT) trained briefly on the synthetic dataset."""
+    """A VGG5 (direct, T=4, 4-bit QAT) trained briefly on the synthetic dataset: the hybrid
+    recipe (ReLU ANN epochs, conversion, one QAT SNN epoch; ~70 s, where 3 SNN epochs took
+    ~100 s for a weaker model)."""
     from training.models import ModelConfig
     from training.trainer import TrainConfig, train
 
     out = tmp_path_factory.mktemp("model") / "vgg5.pt"
     cfg = TrainConfig(model=ModelConfig(arch="vgg5", timesteps=4, weight_bits=4),
                       dataset="synthetic", train_size=2400, val_size=500, eval_size=500,
-                      epochs=3, qat_epochs=1, batch_size=32, lr=3e-4, out=str(out))
+                      ann_epochs=4, epochs=1, qat_epochs=1, batch_size=32, lr=3e-4,
+                      out=str(out))
     metrics = train(cfg, progress=False, log=lambda *_: None)
     return out, metrics
 

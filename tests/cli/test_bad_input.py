@@ -96,10 +96,17 @@ IMAGE_EDITS = {
 
 @pytest.fixture(scope="module")
 def bad_images(files) -> dict[str, Path]:
-    """One re-checksummed image per edit of IMAGE_EDITS."""
+    """One re-checksummed image per edit of IMAGE_EDITS, of a small network on the tiny chip
+    (split over several chips, every kind of core; writing 16 VGG5 images took 28 s)."""
+    from tests.helpers import compile_in_memory, integer_model, random_layers, tiny_spec
+
+    base = files["dir"] / "small.chip"
+    model = integer_model(random_layers(np.random.default_rng(4), theta=(0.2, 0.5)),
+                          spec=tiny_spec())
+    write_chip_image(base, *compile_in_memory(model, tiny_spec()))
     out = {}
     for k, case in enumerate(sorted(IMAGE_EDITS)):
-        meta, arrays = raw_image(files["chip"])
+        meta, arrays = raw_image(base)
         IMAGE_EDITS[case](meta, arrays)
         out[case] = files["dir"] / f"bad{k}.chip"
         write_chip_image(out[case], meta, arrays)
