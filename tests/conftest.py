@@ -33,6 +33,19 @@ def trained_synthetic(tmp_path_factory) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="session")
+def trained_chip(trained_synthetic, tmp_path_factory) -> Path:
+    """trained_synthetic compiled for pku-nc64c (graded input path), once for every test
+    that only reads it."""
+    from compiler.compile import compile_checkpoint
+    from compiler.spec import load_spec
+
+    pt, _ = trained_synthetic
+    out = tmp_path_factory.mktemp("chip") / "vgg5.chip"
+    compile_checkpoint(pt, load_spec("pku-nc64c"), out, log=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="session")
 def shared_cifar_dir(tmp_path_factory) -> Path:
     """The project's real CIFAR-10 training images, written in the standard layout."""
     if not SHARED_CIFAR.exists():

@@ -10,20 +10,15 @@ from artifacts.chipimage import expand_crossbar, read_chip_image
 from chipsim import flat as flat_module
 from chipsim.chip import Chip
 from chipsim.machine import load_machine, machine_from_arrays
-from compiler.compile import compile_checkpoint
 from compiler.image import load_integer_model
-from compiler.spec import load_spec
 from spikemesh.cli import main
 from spikemesh.crosscheck import CrossCheck, MismatchError
 from training.data import load_dataset
 
 
 @pytest.fixture(scope="module")
-def vgg5_chip(trained_synthetic, tmp_path_factory):
-    path, _ = trained_synthetic
-    out = tmp_path_factory.mktemp("chip") / "vgg5.chip"
-    compile_checkpoint(path, load_spec("pku-nc64c"), out, log=lambda _: None)
-    return out
+def vgg5_chip(trained_chip):
+    return trained_chip
 
 
 def test_vgg5_spikes_match_the_reference_bit_for_bit(vgg5_chip):

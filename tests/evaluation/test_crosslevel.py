@@ -45,9 +45,9 @@ def compile_to(pt, out, input_path="graded"):
 
 
 @pytest.fixture(scope="module")
-def setup(trained_synthetic, tmp_path_factory):
+def setup(trained_synthetic, trained_chip):
     pt, _ = trained_synthetic
-    chip = compile_to(pt, tmp_path_factory.mktemp("chip") / "model.chip")
+    chip = trained_chip
     val = load_dataset("synthetic", val_size=500).val.head(N)
     return str(pt), str(chip), val
 

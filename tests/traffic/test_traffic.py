@@ -14,8 +14,6 @@ from chipsim.chip import Chip
 from chipsim.machine import machine_from_arrays
 from chipsim.simulate import simulate_dataset
 from chipsim.traffic import pair_packets
-from compiler.compile import compile_checkpoint
-from compiler.spec import load_spec
 from spikemesh.cli import main
 from spikemesh.traffic.run import simulate_traffic, write_run
 from tests.helpers import compile_in_memory, integer_model, random_images, random_layers, tiny_spec
@@ -82,10 +80,10 @@ def test_totals_are_the_simulators_counters_and_pairs_cover_every_delivery(tiny,
         assert 0 < float(pir) <= 1
 
 
-def test_traffic_command_clean_and_adversarial(trained_synthetic, tmp_path, capsys):
+def test_traffic_command_clean_and_adversarial(trained_synthetic, trained_chip, tmp_path,
+                                               capsys):
     pt, _ = trained_synthetic
-    chip = tmp_path / "m.chip"
-    compile_checkpoint(pt, load_spec("pku-nc64c"), chip, log=lambda _: None)
+    chip = trained_chip
     out = tmp_path / "maps"
     code = main(["traffic", str(chip), "--n", "6", "--out", str(out), "--adversarial", str(pt),
                  "--eps", "16", "--quiet", "--json", str(tmp_path / "t.json")])
