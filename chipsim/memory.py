@@ -26,7 +26,7 @@ def noc_state_bytes(n_routers: int, depth: int, max_latency: int, credit_cycles:
     dominates for small meshes)."""
     wheel = wheel_slots(max(max_latency, credit_cycles))
     credit_rows = wheel if credit_cycles > 1 else 1
-    state = (2 * n_routers * 5 * depth + n_routers * 5 * 3 + n_routers * 5
+    state = (2 * n_routers * 5 * depth + n_routers * 5 * 2 + n_routers * 20
              + wheel * (n_routers + 1) + n_routers * wheel + (2 + credit_rows) * (n_routers * 5 + 1))
     return 8 * (state + n_routers * 6 + LAT_BUCKETS + 3)
 

@@ -75,8 +75,17 @@ def mesh_links(gx: int, gy: int, cx: int, cy: int, hop: int, chip_hop: int
 
 
 # columns of the state arrays (see new_state)
-HEAD, TAIL, COUNT = 0, 1, 2             # port[router, port, :]; COUNT as credits see it
-BUSY, LAST_VISIT, SLEEP_STALLS, NONEMPTY, BLOCKED = 0, 1, 2, 3, 4   # router[router, :]
+HEAD, TAIL = 0, 1                       # port[router, port, :]: ring slots
+# router[router, :]: packets buffered, cycle of its last visit, stalls per cycle while asleep,
+# bit mask of non-empty inputs, bit mask of the outputs whose missing credit keeps it asleep;
+# then per input port p: its occupancy as credits see it (COUNT + p), its head packet
+# (HEAD_PACKET + p) and that packet's birth cycle (HEAD_BORN + p). A visit reads everything it
+# needs of its own inputs, and a sender its neighbour's credit count, from one router's row:
+# with the heads in the rings, the head slot, then the packet, then its birth were three
+# dependent loads, and the hottest instructions of the kernel waited on them.
+BUSY, LAST_VISIT, SLEEP_STALLS, NONEMPTY, BLOCKED = 0, 1, 2, 3, 4
+COUNT, HEAD_PACKET, HEAD_BORN = 5, 10, 15
+ROUTER_FIELDS = 20
 # a buffered packet is one int64 packed as artifacts.mesh defines (route id, outputs still
 # to take here, the cycle it may leave); the compiler's rules keep every field in range
 MASK_SHIFT = PORT_MASK_SHIFT
@@ -89,9 +98,7 @@ def new_state(n_routers: int, depth: int, max_latency: int, credit_cycles: int =
               ) -> tuple[np.ndarray, ...]:
     """Buffers and wake-up bookkeeping for ``n_routers``, reusable across waves:
     fifo (packed packets), born (the cycle each buffered packet entered the network),
-    port (head and tail slot, occupancy as credits see it), router (packets buffered,
-    cycle of its last visit, stalls per cycle while asleep, bit mask of non-empty inputs, bit
-    mask of the outputs whose missing credit keeps it asleep),
+    port (head and tail slot), router (see ROUTER_FIELDS above),
     wheel (routers to visit, by cycle modulo its length; column 0 counts them), queued (cycle
     a router is queued for, per wheel slot), pops (buffers r * 8 + p emptied this cycle;
     element 0 counts them), credits (buffers whose credit reaches upstream at the end of a
@@ -101,7 +108,7 @@ def new_state(n_routers: int, depth: int, max_latency: int, credit_cycles: int =
     router's cycles)."""
     wheel = wheel_slots(max(max_latency, credit_cycles))
     return (np.zeros((n_routers, 5, depth), np.int64), np.zeros((n_routers, 5, depth), np.int64),
-            np.zeros((n_routers, 5, 3), np.int64), np.zeros((n_routers, 5), np.int64),
+            np.zeros((n_routers, 5, 2), np.int64), np.zeros((n_routers, ROUTER_FIELDS), np.int64),
             np.zeros((wheel, n_routers + 1), np.int64), np.full((n_routers, wheel), -1, np.int64),
             np.zeros(n_routers * 5 + 1, np.int64),
             np.zeros((wheel if credit_cycles > 1 else 1, n_routers * 5 + 1), np.int64),
@@ -155,11 +162,13 @@ def _push(fifo, born, port, router, wheel, queued, peak, r, p, route, mask, read
     if not (router[r, NONEMPTY] >> p) & 1:
         ready += stages             # the head at once: its pipeline starts on arrival
         _wake(wheel, queued, r, ready)
+        router[r, HEAD_PACKET + p] = (ready << READY_SHIFT) | (np.int64(mask) << MASK_SHIFT) | route
+        router[r, HEAD_BORN + p] = t0
     fifo[r, p, slot] = (ready << READY_SHIFT) | (np.int64(mask) << MASK_SHIFT) | route
     born[r, p, slot] = t0
     router[r, NONEMPTY] |= 1 << p
     port[r, p, TAIL] = slot + 1 if slot + 1 < fifo.shape[2] else 0
-    port[r, p, COUNT] += 1
+    router[r, COUNT + p] += 1
     router[r, BUSY] += 1
     if router[r, BUSY] > peak[r]:
         peak[r] = router[r, BUSY]
@@ -189,15 +198,14 @@ def _visit(fifo, born, port, router, wheel, queued, pops, r, c, bw, stages, nb, 
         waiting &= waiting - 1
         if p >= 5:
             p -= 5
-        h = port[r, p, HEAD]
-        e = fifo[r, p, h]
+        e = router[r, HEAD_PACKET + p]
         ready = e >> READY_SHIFT
         if ready > c:
             next_ready = min(next_ready, ready)
             continue
         mask = (e >> MASK_SHIFT) & 31
         route = e & (MAX_ROUTES - 1)
-        t0 = born[r, p, h]
+        t0 = router[r, HEAD_BORN + p]
         outputs = mask
         while outputs:
             o = _LOWEST_BIT[outputs]
@@ -217,7 +225,7 @@ def _visit(fifo, born, port, router, wheel, queued, pops, r, c, bw, stages, nb, 
                 link = r * 4 + o
                 n = nb[link]
                 q = o ^ 1   # the input port facing back: east<->west, south<->north
-                if port[n, q, COUNT] >= depth:
+                if router[n, COUNT + q] >= depth:
                     stalled += 1
                     blocked |= 1 << o
                     continue
@@ -227,16 +235,21 @@ def _visit(fifo, born, port, router, wheel, queued, pops, r, c, bw, stages, nb, 
             used += 1 << (8 * o)
             moved += 1
             mask &= ~(1 << o)
-        fifo[r, p, h] = (e & ~np.int64(31 << MASK_SHIFT)) | (mask << MASK_SHIFT)
-        if mask == 0:
+        if mask:                            # copies still to send: the head stays
+            router[r, HEAD_PACKET + p] = (e & ~np.int64(31 << MASK_SHIFT)) | (mask << MASK_SHIFT)
+        else:
+            h = port[r, p, HEAD]
             h = h + 1 if h + 1 < depth else 0
             port[r, p, HEAD] = h
             if h == port[r, p, TAIL]:       # it was the buffer's last packet
                 router[r, NONEMPTY] &= ~(1 << p)
-            elif stages:                    # the next packet is the head from c + 1
+            else:                           # the next packet is the head from c + 1
                 e = fifo[r, p, h]
-                ready = max(e >> READY_SHIFT, c + 1) + stages
-                fifo[r, p, h] = (ready << READY_SHIFT) | (e & ((np.int64(1) << READY_SHIFT) - 1))
+                if stages:
+                    ready = max(e >> READY_SHIFT, c + 1) + stages
+                    e = (ready << READY_SHIFT) | (e & ((np.int64(1) << READY_SHIFT) - 1))
+                router[r, HEAD_PACKET + p] = e
+                router[r, HEAD_BORN + p] = born[r, p, h]
             pops[0] += 1
             pops[pops[0]] = r * 8 + p
     stalls[r] += stalled
@@ -276,7 +289,7 @@ def _switch(fifo, born, port, router, wheel, queued, pops, c, scan_all, bw, stag
 @njit(nogil=True, inline="always")
 def _return_credit(port, router, wheel, queued, freed, b, c, nb):
     r, p = b >> 3, b & 7
-    port[r, p, COUNT] -= 1
+    router[r, COUNT + p] -= 1
     freed[0] += 1
     freed[freed[0]] = b
     if p < LOCAL and nb[r * 4 + p] >= 0:
@@ -332,7 +345,7 @@ def _run_uniform(bw, stages, credit_cycles, nb, lat, table, rate, warmup, measur
                 born_at[s, q_tail[s]] = c
                 q_tail[s] += 1
                 injected += 1
-            if q_head[s] < q_tail[s] and port[s, LOCAL, COUNT] < depth:
+            if q_head[s] < q_tail[s] and router[s, COUNT + LOCAL] < depth:
                 route = queue[s, q_head[s]]
                 _push(fifo, born, port, router, wheel, queued, peak, s, LOCAL, route,
                       table[route, s], c, born_at[s, q_head[s]], stages)
@@ -470,7 +483,7 @@ def _drain(routes, order, remaining, next_k, end_k, src_r, src_p, src_at, expect
             remaining[i] -= 1
             if remaining[i] == 0:
                 next_k[j] += 1
-            if next_k[j] < end_k[j] and port[r, p, COUNT] < depth:
+            if next_k[j] < end_k[j] and router[r, COUNT + p] < depth:
                 listed[j] = c + 1
                 nxt[n_next] = j
                 n_next += 1
