@@ -55,6 +55,7 @@ from chipsim.latency import LAT_BUCKETS, LAT_COUNT, LAT_MAX, LAT_SUM, latency_bu
 from chipsim.memory import wheel_slots
 
 _NEVER = np.int64(1) << 62
+_u = np.uint64    # an index cast to unsigned: Numba then skips its negative-index wraparound
 
 
 def mesh_links(gx: int, gy: int, cx: int, cy: int, hop: int, chip_hop: int
@@ -143,11 +144,11 @@ def _reset(port, router, wheel, queued, pops, credits):
 @njit(nogil=True, inline="always")
 def _wake(wheel, queued, r, t):
     """Queue router ``r`` for a visit in cycle ``t`` (once, however often it is asked)."""
-    s = t & (wheel.shape[0] - 1)
-    if queued[r, s] != t:
-        queued[r, s] = t
+    s = _u(t & (wheel.shape[0] - 1))
+    if queued[_u(r), s] != t:
+        queued[_u(r), s] = t
         wheel[s, 0] += 1
-        wheel[s, wheel[s, 0]] = r
+        wheel[s, _u(wheel[s, 0])] = r
 
 
 @njit(nogil=True, inline="always")
@@ -158,20 +159,20 @@ def _push(fifo, born, port, router, wheel, queued, peak, r, p, route, mask, read
     the head at once. Whether the buffer is empty is read from its NONEMPTY bit, never from
     the credit count (a slot popped this cycle is still counted there), so it does not depend
     on the order routers are visited within a cycle."""
-    slot = port[r, p, TAIL]
-    if not (router[r, NONEMPTY] >> p) & 1:
+    slot = port[_u(r), _u(p), TAIL]
+    if not (router[_u(r), NONEMPTY] >> p) & 1:
         ready += stages             # the head at once: its pipeline starts on arrival
         _wake(wheel, queued, r, ready)
-        router[r, HEAD_PACKET + p] = (ready << READY_SHIFT) | (np.int64(mask) << MASK_SHIFT) | route
-        router[r, HEAD_BORN + p] = t0
-    fifo[r, p, slot] = (ready << READY_SHIFT) | (np.int64(mask) << MASK_SHIFT) | route
-    born[r, p, slot] = t0
-    router[r, NONEMPTY] |= 1 << p
-    port[r, p, TAIL] = slot + 1 if slot + 1 < fifo.shape[2] else 0
-    router[r, COUNT + p] += 1
-    router[r, BUSY] += 1
-    if router[r, BUSY] > peak[r]:
-        peak[r] = router[r, BUSY]
+        router[_u(r), _u(HEAD_PACKET + p)] = (ready << READY_SHIFT) | (np.int64(mask) << MASK_SHIFT) | route
+        router[_u(r), _u(HEAD_BORN + p)] = t0
+    fifo[_u(r), _u(p), _u(slot)] = (ready << READY_SHIFT) | (np.int64(mask) << MASK_SHIFT) | route
+    born[_u(r), _u(p), _u(slot)] = t0
+    router[_u(r), NONEMPTY] |= 1 << p
+    port[_u(r), _u(p), TAIL] = slot + 1 if slot + 1 < fifo.shape[2] else 0
+    router[_u(r), _u(COUNT + p)] += 1
+    router[_u(r), BUSY] += 1
+    if router[_u(r), BUSY] > peak[_u(r)]:
+        peak[_u(r)] = router[_u(r), BUSY]
 
 
 @njit(nogil=True, inline="always")
@@ -182,8 +183,8 @@ def _visit(fifo, born, port, router, wheel, queued, pops, r, c, bw, stages, nb, 
     [lat_from, lat_until)."""
     depth = fifo.shape[2]
     # a router asleep since its last visit stalled the same way in every cycle it slept through
-    stalls[r] += router[r, SLEEP_STALLS] * (c - router[r, LAST_VISIT] - 1)
-    router[r, LAST_VISIT] = c
+    stalls[_u(r)] += router[_u(r), SLEEP_STALLS] * (c - router[_u(r), LAST_VISIT] - 1)
+    router[_u(r), LAST_VISIT] = c
     used = 0                        # packets sent per output this cycle, 8 bits per output
     delivered = 0
     moved = 0
@@ -191,21 +192,21 @@ def _visit(fifo, born, port, router, wheel, queued, pops, r, c, bw, stages, nb, 
     blocked = 0                     # outputs a head waits on for a downstream credit
     next_ready = _NEVER
     start = c % 5
-    nonempty = router[r, NONEMPTY]
+    nonempty = router[_u(r), NONEMPTY]
     waiting = ((nonempty >> start) | (nonempty << (5 - start))) & 31   # bit k: port start + k
     while waiting:
         p = start + _LOWEST_BIT[waiting]
         waiting &= waiting - 1
         if p >= 5:
             p -= 5
-        e = router[r, HEAD_PACKET + p]
+        e = router[_u(r), _u(HEAD_PACKET + p)]
         ready = e >> READY_SHIFT
         if ready > c:
             next_ready = min(next_ready, ready)
             continue
         mask = (e >> MASK_SHIFT) & 31
         route = e & (MAX_ROUTES - 1)
-        t0 = router[r, HEAD_BORN + p]
+        t0 = router[_u(r), _u(HEAD_BORN + p)]
         outputs = mask
         while outputs:
             o = _LOWEST_BIT[outputs]
@@ -223,42 +224,42 @@ def _visit(fifo, born, port, router, wheel, queued, pops, r, c, bw, stages, nb, 
                     lat_acc[LAT_MAX] = max(lat_acc[LAT_MAX], took)
             else:
                 link = r * 4 + o
-                n = nb[link]
+                n = nb[_u(link)]
                 q = o ^ 1   # the input port facing back: east<->west, south<->north
-                if router[n, COUNT + q] >= depth:
+                if router[_u(n), _u(COUNT + q)] >= depth:
                     stalled += 1
                     blocked |= 1 << o
                     continue
                 _push(fifo, born, port, router, wheel, queued, peak, n, q, route,
-                      table[route, n], c + lat[link], t0, stages)
-                link_flits[link] += 1
+                      table[_u(route), _u(n)], c + lat[_u(link)], t0, stages)
+                link_flits[_u(link)] += 1
             used += 1 << (8 * o)
             moved += 1
             mask &= ~(1 << o)
         if mask:                            # copies still to send: the head stays
-            router[r, HEAD_PACKET + p] = (e & ~np.int64(31 << MASK_SHIFT)) | (mask << MASK_SHIFT)
+            router[_u(r), _u(HEAD_PACKET + p)] = (e & ~np.int64(31 << MASK_SHIFT)) | (mask << MASK_SHIFT)
         else:
-            h = port[r, p, HEAD]
+            h = port[_u(r), _u(p), HEAD]
             h = h + 1 if h + 1 < depth else 0
-            port[r, p, HEAD] = h
-            if h == port[r, p, TAIL]:       # it was the buffer's last packet
-                router[r, NONEMPTY] &= ~(1 << p)
+            port[_u(r), _u(p), HEAD] = h
+            if h == port[_u(r), _u(p), TAIL]:       # it was the buffer's last packet
+                router[_u(r), NONEMPTY] &= ~(1 << p)
             else:                           # the next packet is the head from c + 1
-                e = fifo[r, p, h]
+                e = fifo[_u(r), _u(p), _u(h)]
                 if stages:
                     ready = max(e >> READY_SHIFT, c + 1) + stages
                     e = (ready << READY_SHIFT) | (e & ((np.int64(1) << READY_SHIFT) - 1))
-                router[r, HEAD_PACKET + p] = e
-                router[r, HEAD_BORN + p] = born[r, p, h]
+                router[_u(r), _u(HEAD_PACKET + p)] = e
+                router[_u(r), _u(HEAD_BORN + p)] = born[_u(r), _u(p), _u(h)]
             pops[0] += 1
             pops[pops[0]] = r * 8 + p
-    stalls[r] += stalled
+    stalls[_u(r)] += stalled
     if moved:
-        router[r, SLEEP_STALLS] = 0
+        router[_u(r), SLEEP_STALLS] = 0
         _wake(wheel, queued, r, c + 1)
     else:   # blocked: sleep until a credit it waits on, an arrival at a head, or a head is ready
-        router[r, SLEEP_STALLS] = stalled
-        router[r, BLOCKED] = blocked
+        router[_u(r), SLEEP_STALLS] = stalled
+        router[_u(r), BLOCKED] = blocked
         if next_ready != _NEVER:
             _wake(wheel, queued, r, next_ready)
     return delivered
@@ -289,14 +290,14 @@ def _switch(fifo, born, port, router, wheel, queued, pops, c, scan_all, bw, stag
 @njit(nogil=True, inline="always")
 def _return_credit(port, router, wheel, queued, freed, b, c, nb):
     r, p = b >> 3, b & 7
-    router[r, COUNT + p] -= 1
+    router[_u(r), _u(COUNT + p)] -= 1
     freed[0] += 1
     freed[freed[0]] = b
-    if p < LOCAL and nb[r * 4 + p] >= 0:
+    if p < LOCAL and nb[_u(r * 4 + p)] >= 0:
         # the router feeding this input (through its output p ^ 1) may go on, if it waits
         # on that output; a credit on another output would change nothing for it
-        up = nb[r * 4 + p]
-        if (router[up, BLOCKED] >> (p ^ 1)) & 1:
+        up = nb[_u(r * 4 + p)]
+        if (router[_u(up), BLOCKED] >> (p ^ 1)) & 1:
             _wake(wheel, queued, up, c + 1)
 
 
