@@ -377,7 +377,9 @@ def _cmd_demo(a: argparse.Namespace) -> int:
     sizes = DemoSizes(n_attack=a.n, n_sim=a.n_sim,
                       **{k: v for k, v in (("epochs", a.epochs), ("ann_epochs", a.ann_epochs),
                                            ("train_size", a.train_size)) if v is not None})
-    run_demo(Path(a.out), sizes, data_dir=a.data_dir, progress=not a.quiet,
+    if a.download and not a.data_dir:
+        raise UserError("--download fetches CIFAR-10 into --data-dir; pass --data-dir DIR too")
+    run_demo(Path(a.out), sizes, data_dir=a.data_dir, download=a.download, progress=not a.quiet,
              reuse_model=a.reuse_model, prepare_out=lambda: _output_folder(a.out, "the demo"))
     return 0
 
@@ -556,6 +558,8 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None,
                    help="run the chain on CIFAR-10 from this folder (cifar-10-batches-py) instead "
                         "of the embedded synthetic set")
+    p.add_argument("--download", action="store_true",
+                   help="with --data-dir: download CIFAR-10 there (MD5 verified) if it is not there")
     p.add_argument("--train-size", type=count, default=None,
                    help="training images (default 2,500; raise it with --data-dir)")
     p.add_argument("--ann-epochs", type=integer(0, 10_000), default=None,

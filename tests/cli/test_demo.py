@@ -51,3 +51,6 @@ def test_demo_refuses_a_missing_cifar_folder_before_making_its_output(tmp_path, 
     assert main(["demo", "--data-dir", str(tmp_path / "absent"), "--out", str(out)]) == 2
     assert "cifar" in capsys.readouterr().err.lower()
     assert not out.exists()
+    assert main(["demo", "--download", "--out", str(out)]) == 2     # where would it go?
+    assert "pass --data-dir" in capsys.readouterr().err
+    assert not out.exists()
