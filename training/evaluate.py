@@ -24,9 +24,12 @@ def batches(split: Split, batch_size: int) -> Iterator[tuple[torch.Tensor, torch
 def predict(model: SpikingVGG, split: Split, *, batch_size: int = 256,
             record: dict[str, list[float]] | None = None,
             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Predicted classes for every image of ``split`` (model in eval mode, state reset per batch)."""
+    """Predicted classes for every image of ``split`` (model in eval mode, state reset per batch),
+    computed on the model's device and returned on the CPU."""
     model.eval()
-    preds = [model(x, record=record, generator=generator).argmax(1) for x, _ in batches(split, batch_size)]
+    dev = model.mean.device
+    preds = [model(x.to(dev), record=record, generator=generator).argmax(1).cpu()
+             for x, _ in batches(split, batch_size)]
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 
 
@@ -36,7 +39,7 @@ def accuracy(model: SpikingVGG, split: Split, *, batch_size: int = 256,
     if len(split) == 0:
         return 0.0
     pred = predict(model, split, batch_size=batch_size, record=record)
-    return 100.0 * float((pred == split.labels).float().mean())
+    return 100.0 * float((pred == split.labels.cpu()).float().mean())
 
 
 def float_and_quant_accuracy(model: SpikingVGG, split: Split, bits: int | None

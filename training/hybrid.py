@@ -70,10 +70,10 @@ def train_ann(model: SpikingVGG, train: Split, *, epochs: int, batch_size: int, 
         t0 = time.perf_counter()
         for b in bar:
             idx = order[b * batch_size:(b + 1) * batch_size]
-            x = to_float(train.images[idx])
+            x = to_float(train.images[idx.to(train.images.device)])
             if augment:
                 x = random_crop_flip(x, generator=generator)
-            x, y = x.to(device), train.labels[idx].to(device)
+            x, y = x.to(device), train.labels[idx.to(train.labels.device)].to(device)
             opt.zero_grad(set_to_none=True)
             logits = ann_forward(model, x)
             F.cross_entropy(logits, y).backward()
@@ -126,12 +126,10 @@ def hybrid_init(model: SpikingVGG, train: Split, val: Split, *, epochs: int, bat
     t0 = time.perf_counter()
     train_ann(model, train, epochs=epochs, batch_size=batch_size, lr=lr, augment=augment,
               generator=generator, device=device, progress=progress, log=log)
-    model.cpu()
     ann_acc = ann_accuracy(model, val)
-    calibration = to_float(train.images[:CALIBRATION_IMAGES])
+    calibration = to_float(train.images[:CALIBRATION_IMAGES]).to(device)
     thresholds = balance_thresholds(model, calibration)
     conv_float, conv_quant = float_and_quant_accuracy(model, val, quant_bits)
-    model.to(device)
     entry = {"phase": "ann-to-snn", "ann_epochs": epochs, "ann_val_acc": ann_acc,
              "converted_val_acc_float": conv_float, "converted_val_acc_quant": conv_quant,
              "thresholds": thresholds, "seconds": time.perf_counter() - t0}

@@ -48,14 +48,17 @@ class LIFSequence(torch.autograd.Function):
         v = torch.empty_strided(current.shape, (n, *step_stride), dtype=current.dtype,
                                 device=current.device)
         spikes = torch.empty_like(v)
-        th, lk = float(theta), float(leak)
         if _fused(current):
+            th, lk = float(theta), float(leak)
             u = torch.empty_like(current[0])
             cur_np = _steps(current)
             u0_np = _flat(u0, u) if u0 is not None else np.zeros(1, np.float32)
             lif_forward(cur_np, u0_np, u0 is not None, np.float32(th), np.float32(lk), soft,
                         _steps(v), _steps(spikes), _flat(u, u))
         else:
+            # theta and leak stay 0-dim tensors: reading them as Python floats would wait for
+            # the GPU at every layer
+            th, lk = theta.detach(), leak.detach()
             u = u0
             for t in range(steps):
                 if u is None:
@@ -93,7 +96,7 @@ class LIFSequence(torch.autograd.Function):
 
 
 def _backward_torch(ctx, v, u0, theta, leak, g_spikes, g_final):
-    th, lk, scale, soft = float(theta), float(leak), ctx.scale, ctx.soft
+    th, lk, scale, soft = theta.detach(), leak.detach(), ctx.scale, ctx.soft
     steps = v.shape[0]
     g_cur = torch.empty_like(v)
     a = g_final if g_final is not None else torch.zeros_like(v[0])   # dL/du_t from later

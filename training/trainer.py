@@ -85,6 +85,9 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
     data = load_dataset(cfg.dataset, cfg.data_dir, val_size=cfg.val_size, download=cfg.download)
     train_split = data.train.head(cfg.train_size)
     val_split = data.val.head(cfg.eval_size)
+    if device.type == "cuda":
+        _use_tensor_cores()
+        train_split = train_split.to(device)   # batches are gathered and augmented on the GPU
     model = build_model(cfg.model).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
@@ -103,11 +106,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
                             augment=cfg.augment, generator=gen, device=device, quant_bits=bits,
                             progress=progress, log=log)
         history.append(entry)
-        model.cpu()   # saved at once, so --resume after an interruption skips the ANN phase
+        # saved at once, so --resume after an interruption skips the ANN phase
         save_checkpoint(cfg.out, model, dataset=dataset_info, metrics={}, history=history,
-                        training={**cfg.to_dict(), "epoch": 0, "optimizer": opt.state_dict(),
+                        training={**cfg.to_dict(), "epoch": 0, "optimizer": _cpu_state(opt),
                                   "scheduler": sched.state_dict()})
-        model.to(device)
     metrics: dict[str, Any] = history[-1] if history else {}
     qat_from = 0 if bits is None or cfg.qat_epochs is None else max(0, cfg.epochs - cfg.qat_epochs)
     for epoch in range(start_epoch, cfg.epochs):
@@ -123,10 +125,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         t_start = time.perf_counter()
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = to_float(train_split.images[idx])
+            x = to_float(train_split.images[idx.to(train_split.images.device)])
             if cfg.augment:
                 x = random_crop_flip(x, generator=gen)
-            x, y = x.to(device), train_split.labels[idx].to(device)
+            x, y = x.to(device), train_split.labels[idx.to(train_split.labels.device)].to(device)
             opt.zero_grad(set_to_none=True)
             loss, logits = train_step(model, x, y, cfg.noise, generator=None)
             opt.step()
@@ -139,9 +141,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         bar.close()
         sched.step()
         epoch_time = time.perf_counter() - t_start
-        model.cpu()
         val_float, val_quant = float_and_quant_accuracy(model, val_split, bits)
-        model.to(device)
         metrics = {"phase": "snn", "epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
                    "train_acc": 100 * correct / max(seen, 1), "val_acc_float": val_float,
                    "val_acc_quant": val_quant, "val_images": len(val_split),
@@ -151,12 +151,30 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         log(f"epoch {epoch + 1}/{cfg.epochs}: loss {metrics['train_loss']:.3f}, train "
             f"{metrics['train_acc']:.1f}%, val float {val_float:.1f}%{quant_txt} "
             f"({epoch_time:.0f}s, {metrics['images_per_second']:.0f} img/s)")
-        model.cpu()
         save_checkpoint(cfg.out, model, dataset=dataset_info, metrics=metrics, history=history,
                         training={**cfg.to_dict(), "epoch": epoch + 1,
-                                  "optimizer": opt.state_dict(), "scheduler": sched.state_dict()})
-        model.to(device)
+                                  "optimizer": _cpu_state(opt), "scheduler": sched.state_dict()})
     return metrics
+
+
+def _use_tensor_cores() -> None:
+    """TF32 for the GPU's convolutions and matrix products: training only (every evaluation level
+    that is reported runs on the CPU in float32), and several times the plain-fp32 rate."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+
+
+def _cpu_state(opt: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's state_dict with every tensor on the CPU, so a run checkpointed on a GPU
+    resumes on any machine (load_state_dict moves the state to the parameters' device)."""
+    def cpu(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return v.detach().cpu()
+        if isinstance(v, dict):
+            return {k: cpu(x) for k, x in v.items()}
+        return v
+    return cpu(opt.state_dict())
 
 
 def _resume(cfg: TrainConfig, model, opt, sched, log) -> tuple[int, list[dict[str, Any]]]:
