@@ -153,6 +153,21 @@ def _cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(a: argparse.Namespace) -> int:
+    _check_outputs((a.model,), out=a.out)
+    from training.compact import export_compact
+
+    try:
+        info = export_compact(a.model, a.out)
+    except ValueError as exc:
+        raise UserError(f"cannot export {a.model}: {exc}") from None
+    bits = f"every {info['bits']}-bit code kept, " if info["bits"] else ""
+    _say(f"wrote {a.out}: {info['bytes'] / 1e6:.1f} MB (from {info['source_bytes'] / 1e6:.1f} MB), "
+         f"{info['tensors']} weight tensors as int8 codes, {bits}largest change "
+         f"{info['max_error_in_steps']:.2f} int8 steps")
+    return 0
+
+
 # -- attack ------------------------------------------------------------------------------
 def _cmd_attack(a: argparse.Namespace) -> int:
     from spikemesh.evaluation.report import format_table
@@ -437,6 +452,12 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="checkpoint .pt written by `spikemesh train`")
+    p.add_argument("-o", "--out", required=True,
+                   help="the shipped checkpoint to write (weights as int8 codes, no optimizer state)")
+
+
 def _attack_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="checkpoint .pt")
     p.add_argument("--attack", default="fgsm", choices=["fgsm", "rfgsm", "pgd", "square"],
@@ -587,6 +608,8 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 # never imports training/ (whose dataclasses hold the train defaults) and starts instantly.
 COMMANDS = {
     "train": ("train a VGG SNN and write a checkpoint (.pt)", _train_args, _cmd_train),
+    "export": ("write a compact checkpoint to ship (int8 weight codes, k-bit codes kept)",
+               _export_args, _cmd_export),
     "attack": ("adversarial evaluation at the algorithm, quantized and chip levels", _attack_args,
                _cmd_attack),
     "compile": ("compile a trained .pt into a chip image", _compile_args, _cmd_compile),
