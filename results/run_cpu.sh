@@ -6,6 +6,9 @@
 #
 #   results/run_cpu.sh CIFAR_DIR        # CIFAR_DIR holds cifar-10-batches-py
 #
+# with `spikemesh` on the PATH (e.g. `. .venv/bin/activate`). ENCODING_MODELS=DIR points at the
+# rate/phase/latency checkpoints (results/train_gpu.py writes them; they are not shipped).
+#
 # About 60 minutes on two CPU cores. Chip images, traffic maps and logs go to results/build/
 # (not committed: one command remakes each).
 set -euo pipefail
@@ -15,7 +18,12 @@ OUT=results/data
 BUILD=results/build
 ENC=${ENCODING_MODELS:-$BUILD/models}     # the rate/phase/latency checkpoints, if present
 mkdir -p "$OUT" "$BUILD"
-run() { echo "+ $*" >&2; /usr/bin/time -f "  %e s" "$@" >>"$BUILD/log.txt" 2>&1; }
+run() {   # one command, its output and wall-clock seconds appended to the log
+  echo "+ $*" >&2
+  local t0=$SECONDS
+  "$@" >>"$BUILD/log.txt" 2>&1
+  echo "  $((SECONDS - t0)) s" >>"$BUILD/log.txt"
+}
 
 for m in q4 q4-hire; do
   other=$([ $m = q4 ] && echo q4-hire || echo q4)
