@@ -145,6 +145,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
                       val_size=a.val_size,
                       eval_size=a.eval_size, epochs=a.epochs, ann_epochs=a.ann_epochs,
                       qat_epochs=a.qat_epochs, batch_size=a.batch_size, lr=a.lr,
+                      weight_decay=a.weight_decay,
                       augment=not a.no_augment, seed=a.seed, device=a.device,
                       threads=a.threads, out=a.out, resume=a.resume)
     metrics = train(cfg, progress=not a.quiet)
@@ -442,6 +443,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         "in the last N epochs (default: all epochs)")
     p.add_argument("--batch-size", type=batch, default=tc.batch_size)
     p.add_argument("--lr", type=number(0, 10, lo_open=True), default=tc.lr)
+    p.add_argument("--weight-decay", type=number(0, 1), default=tc.weight_decay,
+                   help="L2 weight decay (Adam's), in the ANN phase and the SNN phase alike")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--seed", type=seed, default=tc.seed)
     p.add_argument("--device", default=tc.device, choices=["cpu", "cuda"])

@@ -51,7 +51,7 @@ def ann_forward(model: SpikingVGG, x: torch.Tensor) -> torch.Tensor:
 
 def train_ann(model: SpikingVGG, train: Split, *, epochs: int, batch_size: int, lr: float,
               augment: bool, generator: torch.Generator, device: torch.device,
-              progress: bool = True, log=print) -> None:
+              weight_decay: float = 0.0, progress: bool = True, log=print) -> None:
     """Train the ReLU ANN for ``epochs`` epochs (updates the model's weights in place).
 
     At the SNN's own learning rate: this network has no batch norm and no bias, and at 3x the
@@ -59,7 +59,7 @@ def train_ann(model: SpikingVGG, train: Split, *, epochs: int, batch_size: int, 
     2,500 images with a 2,000-image validation split: 10% after 5 epochs); at 1x three seeds
     reach 96-97% 4-bit after the SNN epoch."""
     opt = torch.optim.Adam([*model.convs.parameters(), *model.fcs.parameters(),
-                            *model.out.parameters()], lr=lr)
+                            *model.out.parameters()], lr=lr, weight_decay=weight_decay)
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(train), generator=generator)
@@ -120,12 +120,13 @@ def balance_thresholds(model: SpikingVGG, calibration: torch.Tensor,
 
 def hybrid_init(model: SpikingVGG, train: Split, val: Split, *, epochs: int, batch_size: int,
                 lr: float, augment: bool, generator: torch.Generator, device: torch.device,
-                quant_bits: int | None, progress: bool = True, log=print
+                quant_bits: int | None, weight_decay: float = 0.0, progress: bool = True, log=print
                 ) -> dict[str, Any]:
     """ANN training, conversion, and the history entry that records both accuracies."""
     t0 = time.perf_counter()
     train_ann(model, train, epochs=epochs, batch_size=batch_size, lr=lr, augment=augment,
-              generator=generator, device=device, progress=progress, log=log)
+              generator=generator, device=device, weight_decay=weight_decay, progress=progress,
+              log=log)
     ann_acc = ann_accuracy(model, val)
     calibration = to_float(train.images[:CALIBRATION_IMAGES]).to(device)
     thresholds = balance_thresholds(model, calibration)

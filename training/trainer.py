@@ -104,6 +104,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         entry = hybrid_init(model, train_split, val_split, epochs=cfg.ann_epochs,
                             batch_size=cfg.batch_size, lr=cfg.lr,
                             augment=cfg.augment, generator=gen, device=device, quant_bits=bits,
+                            weight_decay=cfg.weight_decay,
                             progress=progress, log=log)
         history.append(entry)
         # saved at once, so --resume after an interruption skips the ANN phase

@@ -57,3 +57,20 @@ def test_ann_epochs_record_the_conversion_and_the_checkpoint_keeps_it(tmp_path):
     cfg2 = TrainConfig(**{**cfg.__dict__, "epochs": 2, "resume": True})
     train(cfg2, progress=False, log=lambda *_: None)
     assert [h["phase"] for h in load_checkpoint(out).history] == ["ann-to-snn", "snn", "snn"]
+
+
+def test_weight_decay_reaches_the_ann_phase():
+    from training.data import load_dataset
+    from training.hybrid import train_ann
+
+    data = load_dataset("synthetic", synthetic_train=128, val_size=32)
+
+    def trained(decay: float) -> float:
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(arch="vgg5", timesteps=2))
+        train_ann(model, data.train, epochs=1, batch_size=32, lr=1e-3, augment=False,
+                  generator=torch.Generator().manual_seed(0), device=torch.device("cpu"),
+                  weight_decay=decay, progress=False, log=lambda *_: None)
+        return float(model.fcs[0].weight.detach().norm())
+
+    assert trained(0.5) < 0.9 * trained(0.0)
