@@ -184,7 +184,8 @@ chip (500 queries per image), transfer = FGSM crafted on the other shipped model
 {table(header, rows)}
 
 The same on all 5,000 validation images, on the float checkpoints (RUN.pt: the `-o` of the train
-commands above), on the GPU, written to results/data/gpu/ by
+commands above), on the GPU (cuDNN convolutions in TF32, PyTorch's default there), written to
+results/data/gpu/ by
 
     spikemesh attack RUN.pt --data-dir DIR --levels algo,quant --device cuda --n 5000 \\
         --batch-size 500 --attack fgsm --eps 2,8,16 --json fgsm-RUN.json
