@@ -26,7 +26,7 @@ import torch
 from artifacts.atomic import write_atomic
 from artifacts.checkpointfile import INT8_WEIGHTS, int8_view
 from artifacts.errors import UserError
-from training.checkpoint import load_checkpoint, read_payload
+from training.checkpoint import FORMAT_VERSION, layer_list, load_checkpoint, read_payload
 from training.quant import layer_scale, quantize_codes
 
 INT8_MAX = 127
@@ -76,16 +76,17 @@ def export_compact(src: str | Path, dst: str | Path) -> dict[str, Any]:
     state = {k: v.detach().cpu() for k, v in ckpt.model.state_dict().items()}
     packed: dict[str, dict[str, torch.Tensor]] = {}
     max_err = 0.0
-    for layer in payload["layers"]["layers"]:
-        key = layer["weight"]
+    for layer in layer_list(ckpt.config, state).layers:   # format-1 files have no list stored
+        key = layer.weight
         w = state.pop(key)
         codes, scale = encode_int8(w, bits)
         packed[key] = {"codes": codes, "scale": scale}
         max_err = max(max_err, float((int8_view(codes, scale, torch) - w).abs().max() / scale))
     training = {k: v for k, v in payload.get("training", {}).items()
                 if k not in ("optimizer", "scheduler")}
-    out = {**payload, "state_dict": state, INT8_WEIGHTS: packed, "training": training,
-           "exported_from": src.name}
+    out = {**payload, "format_version": FORMAT_VERSION, "state_dict": state, INT8_WEIGHTS: packed,
+           "layers": layer_list(ckpt.config, ckpt.model.state_dict()).to_dict(),
+           "training": training, "exported_from": src.name}
     buf = io.BytesIO()
     torch.save(out, buf)
     write_atomic(dst, lambda f: f.write(buf.getvalue()))

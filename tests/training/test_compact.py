@@ -85,3 +85,14 @@ def test_damaged_int8_entries_are_refused(tmp_path, edit, message):
     dst = _tampered(tmp_path, edit)
     with pytest.raises(UserError, match=message):
         load_checkpoint(dst)
+
+
+def test_a_format_1_checkpoint_exports_with_its_layer_list(tmp_path):
+    _, src = _saved(tmp_path)
+    payload = torch.load(src, weights_only=True)
+    payload.pop("layers")
+    payload["format_version"] = 1
+    torch.save(payload, src)
+    dst = tmp_path / "ship.pt"
+    export_compact(src, dst)
+    assert read_checkpoint(dst).network.layers[0].name == "conv1"   # the compiler reads it
