@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rewrite RESULTS.md from the JSON files the listed commands wrote (results/data/).
 
-    python3 results/make_results.py
+    python3 results/make_results.py             # --check: only say whether RESULTS.md is current
 
 No number is typed in here except the source paper's (PAPERS.md); a missing JSON shows as
 "not run" rather than stopping the report.
@@ -345,11 +345,17 @@ def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "trim":
         trim(sys.argv[2], sys.argv[3])
         return
+    check = sys.argv[1:] == ["--check"]
     parts = [(ROOT / "results" / "RESULTS.head.md").read_text().rstrip() + "\n", targets_section(),
              models_section(),
              attack_section(), activity_section(), chip_section(), paper_section(),
              (ROOT / "results" / "RESULTS.tail.md").read_text().rstrip() + "\n"]
-    (ROOT / "RESULTS.md").write_text("\n".join(parts))
+    text = "\n".join(parts)
+    if check:
+        if (ROOT / "RESULTS.md").read_text() != text:
+            sys.exit("RESULTS.md is stale: run python3 results/make_results.py")
+        return
+    (ROOT / "RESULTS.md").write_text(text)
     print(f"wrote {ROOT / 'RESULTS.md'}")
 
 

@@ -50,3 +50,12 @@ def test_shipped_model_classifies_real_cifar10_on_torch_and_on_the_chip(path, sh
                  "--no-noc", "--quiet", "--json", str(sim)]) == 0
     hw = json.loads(sim.read_text())["accuracy"]
     assert abs(hw - quant) <= 1.5        # RESULTS.md: 0.2-0.3 points apart on 5,000 images
+
+
+def test_results_md_is_what_its_data_says():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPO / "results" / "make_results.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
