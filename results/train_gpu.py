@@ -118,8 +118,11 @@ def main() -> int:
                     help="with --epochs: these epoch counts for every run, no probe")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--train-size", type=int, default=None, help="fewer images, to try it out")
+    ap.add_argument("--train-args", default="",
+                    help='more `spikemesh train` options for every run, e.g. "--weight-decay 5e-4"')
     a = ap.parse_args()
     COMMON[COMMON.index("--device") + 1] = a.device
+    COMMON.extend(shlex.split(a.train_args))
     start = time.time()
     end = start + a.budget
     if a.only:
