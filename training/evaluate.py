@@ -1,4 +1,4 @@
-"""Clean evaluation helpers shared by training, attacks and the compiler's --verify."""
+"""Batches and clean evaluation helpers shared by training, attacks and the compiler's --verify."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import torch
 
+from training.data.augment import random_crop_flip
 from training.data.bundle import Split
 from training.models import SpikingVGG
 
@@ -13,6 +14,18 @@ from training.models import SpikingVGG
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 images -> float pixels in [0, 1]."""
     return images.to(torch.float32) / 255.0
+
+
+def training_batch(split: Split, idx: torch.Tensor, *, augment: bool,
+                   generator: torch.Generator, device: torch.device
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``idx`` of ``split`` as float pixels and their labels on ``device``, augmented
+    where asked. Gathered and augmented where the split lives (the GPU, in a GPU run)."""
+    idx = idx.to(split.images.device)
+    x = to_float(split.images[idx])
+    if augment:
+        x = random_crop_flip(x, generator=generator)
+    return x.to(device), split.labels[idx].to(device)
 
 
 def batches(split: Split, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -23,9 +23,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training.data.augment import random_crop_flip
 from training.data.bundle import Split
-from training.evaluate import float_and_quant_accuracy, to_float
+from training.evaluate import float_and_quant_accuracy, to_float, training_batch
 from training.models import POOL, SpikingVGG
 
 PERCENTILE = 0.8          # of the positive input currents a layer receives
@@ -70,10 +69,7 @@ def train_ann(model: SpikingVGG, train: Split, *, epochs: int, batch_size: int, 
         t0 = time.perf_counter()
         for b in bar:
             idx = order[b * batch_size:(b + 1) * batch_size]
-            x = to_float(train.images[idx.to(train.images.device)])
-            if augment:
-                x = random_crop_flip(x, generator=generator)
-            x, y = x.to(device), train.labels[idx.to(train.labels.device)].to(device)
+            x, y = training_batch(train, idx, augment=augment, generator=generator, device=device)
             opt.zero_grad(set_to_none=True)
             logits = ann_forward(model, x)
             F.cross_entropy(logits, y).backward()

@@ -17,8 +17,7 @@ from artifacts.errors import UserError
 from training.allocator import keep_freed_memory
 from training.checkpoint import read_payload, save_checkpoint
 from training.data import load_dataset
-from training.data.augment import random_crop_flip
-from training.evaluate import float_and_quant_accuracy, to_float
+from training.evaluate import float_and_quant_accuracy, training_batch
 from training.models import ModelConfig, build_model
 from training.noise import NoiseConfig, train_step
 
@@ -126,10 +125,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         t_start = time.perf_counter()
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = to_float(train_split.images[idx.to(train_split.images.device)])
-            if cfg.augment:
-                x = random_crop_flip(x, generator=gen)
-            x, y = x.to(device), train_split.labels[idx.to(train_split.labels.device)].to(device)
+            x, y = training_batch(train_split, idx, augment=cfg.augment, generator=gen,
+                                  device=device)
             opt.zero_grad(set_to_none=True)
             loss, logits = train_step(model, x, y, cfg.noise, generator=None)
             opt.step()
