@@ -9,6 +9,7 @@ No number is typed in here except the source paper's (PAPERS.md); a missing JSON
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -72,8 +73,9 @@ def agreement(run: dict[str, Any] | None) -> str:
     return f"inputs from {a['inputs']}: " + ", ".join(parts)
 
 
+@functools.cache
 def history(name: str) -> dict[str, Any]:
-    """The checkpoint's training history (ANN, conversion, every SNN epoch)."""
+    """The checkpoint's training history (ANN, conversion, every SNN epoch), read once."""
     import torch
 
     path = ROOT / "models" / f"{NAMES[name]}.pt"

@@ -133,7 +133,7 @@ def main() -> int:
     ship.mkdir(parents=True, exist_ok=True)
     export_reserve = 15 + 5 * len(RUNS)
     if a.ann_epochs is not None and a.epochs is not None:
-        rates = {name: (0.0, 0.0) for name in RUNS}      # epochs given: no probe
+        rates = {}                                       # epochs given: no probe
     else:
         rates = probe(a.data_dir, runs, end - export_reserve, a.probe_images)
     probe_s = time.time() - start
@@ -149,11 +149,12 @@ def main() -> int:
                         str(VAL_IMAGES), "--ann-epochs", str(ann), "--epochs", str(snn),
                         "--json", str(runs / f"{name}.json"), "-o", str(out),
                         *(["--train-size", str(a.train_size)] if a.train_size else []))
+        probed = rates.get(name)
         record["runs"][name] = {"command": shlex.join(["spikemesh", *cmd[3:]]),
-                                "probe_images_per_s": {"ann": rates[name][0], "snn": rates[name][1]},
+                                "probe_images_per_s": probed and {"ann": probed[0], "snn": probed[1]},
                                 "ann_epochs": ann, "epochs": snn}
-        print(f"{name}: {ann} ANN + {snn} SNN epochs (probed {rates[name][0]:.0f} / "
-              f"{rates[name][1]:.0f} img/s)", flush=True)
+        how = f"probed {probed[0]:.0f} / {probed[1]:.0f} img/s" if probed else "as given"
+        print(f"{name}: {ann} ANN + {snn} SNN epochs ({how})", flush=True)
         procs[name] = launch(cmd, runs / f"{name}.log")
     t0, ended = time.time(), {}
     codes = wait_all(procs, end - export_reserve, ended)

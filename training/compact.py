@@ -90,11 +90,12 @@ def export_compact(src: str | Path, dst: str | Path) -> dict[str, Any]:
     buf = io.BytesIO()
     torch.save(out, buf)
     write_atomic(dst, lambda f: f.write(buf.getvalue()))
-    back = load_checkpoint(dst)           # read back through the readers' path
+    back = load_checkpoint(dst).model.state_dict()   # read back through the readers' path
     if bits is not None:
+        trained_state = ckpt.model.state_dict()
         for key in packed:
-            trained = kbit_codes(ckpt.model.state_dict()[key], bits)
-            if not torch.equal(kbit_codes(back.model.state_dict()[key], bits), trained):
+            trained = kbit_codes(trained_state[key], bits)
+            if not torch.equal(kbit_codes(back[key], bits), trained):
                 dst.unlink()
                 raise ValueError(f"{key}: the exported {bits}-bit codes differ from the trained ones")
     return {"bytes": dst.stat().st_size, "source_bytes": src.stat().st_size,
