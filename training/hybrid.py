@@ -26,26 +26,30 @@ from tqdm import tqdm
 from training.data.bundle import Split
 from training.evaluate import float_and_quant_accuracy, to_float, training_batch
 from training.models import POOL, SpikingVGG
+from training.precision import conv2d, linear
 
 PERCENTILE = 0.8          # of the positive input currents a layer receives
 CALIBRATION_IMAGES = 256
 
 
 def ann_forward(model: SpikingVGG, x: torch.Tensor) -> torch.Tensor:
-    """The ReLU ANN on the SNN's own float weights: the same layers, ReLU for every LIF."""
+    """The ReLU ANN on the SNN's own float weights: the same layers, ReLU for every LIF.
+    Products in the model's training precision while training (training.precision)."""
     cfg = model.cfg
-    h = (x - model.mean) / model.std
+    mm = model.train_dtype if model.training else x.dtype
+    # channels-last: oneDNN's faster convolution layout on the CPU (1.05-1.15x here)
+    h = ((x - model.mean) / model.std).contiguous(memory_format=torch.channels_last)
     ci = 0
     for f in cfg.features:
         if f == POOL:
             h = F.avg_pool2d(h, 2)
             continue
-        h = F.relu(model.convs[ci](h))
+        h = F.relu(conv2d(h, model.convs[ci].weight, mm))
         ci += 1
     h = h.flatten(1)
     for fc in model.fcs:
-        h = F.dropout(F.relu(fc(h)), cfg.dropout, model.training)
-    return model.out(h)
+        h = F.dropout(F.relu(linear(h, fc.weight, mm)), cfg.dropout, model.training)
+    return linear(h, model.out.weight, mm)
 
 
 def train_ann(model: SpikingVGG, train: Split, *, epochs: int, batch_size: int, lr: float,
@@ -59,6 +63,9 @@ def train_ann(model: SpikingVGG, train: Split, *, epochs: int, batch_size: int, 
     reach 96-97% 4-bit after the SNN epoch."""
     opt = torch.optim.Adam([*model.convs.parameters(), *model.fcs.parameters(),
                             *model.out.parameters()], lr=lr, weight_decay=weight_decay)
+    # cosine decay over the ANN epochs, as the SNN phase does over its own: at a constant rate
+    # the CIFAR-10 ANN ended at 92% train / 82% validation after 50 epochs (session 13)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(train), generator=generator)
@@ -77,6 +84,7 @@ def train_ann(model: SpikingVGG, train: Split, *, epochs: int, batch_size: int, 
             seen += len(y)
             correct += int((logits.argmax(1) == y).sum())
         bar.close()
+        sched.step()
         log(f"ANN epoch {epoch + 1}/{epochs}: train {100 * correct / max(seen, 1):.1f}% "
             f"({time.perf_counter() - t0:.0f}s, {seen / (time.perf_counter() - t0):.0f} img/s)")
 

@@ -156,6 +156,10 @@ class SpikingVGG(nn.Module):
         # How run() computes: "multistep" (training.multistep, layer-major, the default) or
         # "reference" (step by step, below: the specification the fast path is tested against).
         self.engine = "multistep"
+        # The multistep engine's convolutions and linear layers compute in this dtype in
+        # training mode (bfloat16 with --precision bf16: training.precision); evaluation, and
+        # the reference engine always, compute in float32.
+        self.train_dtype = torch.float32
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from training.encoders import encode
 from training.lif_kernels import lif_backward, lif_forward
+from training.precision import conv2d, linear
 
 if TYPE_CHECKING:
     from training.models import SpikingVGG
@@ -171,15 +172,16 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
     conv_w, fc_w, out_w = (weights[:len(model.convs)], weights[len(model.convs):-1], weights[-1])
     masks = model._dropout_masks(b, x.device, x.dtype)      # drawn first, as the reference does
     cl = torch.channels_last
+    # products in the model's training precision while training, float32 always in evaluation
+    mm = model.train_dtype if model.training else x.dtype
     if cfg.encoding == "direct":
         # the analog input is the same every step: conv1's current is computed once
-        cur0 = F.conv2d(((x - model.mean) / model.std).contiguous(memory_format=cl), conv_w[0],
-                        padding=1)
+        cur0 = conv2d(((x - model.mean) / model.std).contiguous(memory_format=cl), conv_w[0], mm)
         cur = cur0.unsqueeze(0).expand(steps, *cur0.shape)
     else:
         enc = torch.stack([encode(x, cfg.encoding, t, cfg.timesteps, generator)
                            for t in range(t0, t0 + steps)])
-        cur = F.conv2d(enc.flatten(0, 1).contiguous(memory_format=cl), conv_w[0], padding=1)
+        cur = conv2d(enc.flatten(0, 1).contiguous(memory_format=cl), conv_w[0], mm)
         cur = cur.unflatten(0, (steps, b))
     h = None
     ci = 0
@@ -188,7 +190,7 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
             h = F.avg_pool2d(h.flatten(0, 1), 2).unflatten(0, (steps, b))
             continue
         if ci > 0:
-            cur = F.conv2d(h.flatten(0, 1).contiguous(memory_format=cl), conv_w[ci], padding=1)
+            cur = conv2d(h.flatten(0, 1).contiguous(memory_format=cl), conv_w[ci], mm)
             cur = cur.unflatten(0, (steps, b))
         name = f"conv{ci + 1}"
         if currents is not None:
@@ -199,11 +201,11 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
     h = h.flatten(2)
     for j, (w, lif) in enumerate(zip(fc_w, model.fc_lifs, strict=True)):
         name = f"fc{j + 1}"
-        cur = F.linear(h, w)
+        cur = linear(h, w, mm)
         if currents is not None:
             currents[name] = cur.detach()
         h, state[name] = _lif(lif, cur, state.get(name))
         _record(record, name, h)
         if masks is not None:
             h = h * masks[j]
-    return F.linear(h, out_w).sum(0) / steps, state
+    return linear(h, out_w, mm).sum(0) / steps, state

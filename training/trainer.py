@@ -20,6 +20,7 @@ from training.data import load_dataset
 from training.evaluate import float_and_quant_accuracy, training_batch
 from training.models import ModelConfig, build_model
 from training.noise import NoiseConfig, train_step
+from training.precision import resolve_precision
 
 
 @dataclass
@@ -43,6 +44,7 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"            # products while training: fp32, bf16, auto (precision.py)
     threads: int | None = None
     out: str = "model.pt"
     resume: bool = False
@@ -81,6 +83,10 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)
+    train_dtype = resolve_precision(cfg.precision, device)
+    if train_dtype != torch.float32 or cfg.precision == "auto":
+        log(f"training products in {str(train_dtype).removeprefix('torch.')} "
+            f"(--precision {cfg.precision}); evaluation in float32")
     data = load_dataset(cfg.dataset, cfg.data_dir, val_size=cfg.val_size, download=cfg.download)
     train_split = data.train.head(cfg.train_size)
     val_split = data.val.head(cfg.eval_size)
@@ -88,6 +94,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         _use_tensor_cores()
         train_split = train_split.to(device)   # batches are gathered and augmented on the GPU
     model = build_model(cfg.model).to(device)
+    model.train_dtype = train_dtype
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
     start_epoch, history = 0, []

@@ -43,6 +43,16 @@ def test_missing_dataset_dir_is_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "m.pt").exists()
 
 
+def test_bf16_without_native_bf16_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    from training import precision
+
+    monkeypatch.setattr(precision, "native_bf16_cpu", lambda: False)
+    code, _, err = run_cli(capsys, "train", "--precision", "bf16", "--out", str(tmp_path / "m.pt"),
+                           "--quiet")
+    assert code == 2 and "no native bfloat16" in err and err.count("\n") == 1
+    assert not (tmp_path / "m.pt").exists()
+
+
 def test_bad_theta_is_a_clear_error(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train", "--theta", "0.4,1.0", "--out", str(tmp_path / "m.pt"))
     assert code == 2 and "three numbers" in err
@@ -89,6 +99,7 @@ def test_bench_training_quick(capsys):
     code, out, _ = run_cli(capsys, "bench", "training", "--quick")
     assert code == 0 and "hire / none epoch time" in out
     assert "| 4 | 32 |" in out and "GFLOP/s" in out and "### Training step" in out
+    assert "| multistep bf16 |" in out or "not measured: this CPU has no native bfloat16" in out
 
 
 @pytest.mark.slow      # a benchmark's smoke test; what it times is tested in tests/evaluation
