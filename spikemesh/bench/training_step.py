@@ -5,7 +5,9 @@ the step-by-step reference, and the same VGG5 written the usual snnTorch way (pe
 ``snn.Leaky`` layers; skipped with a reason when snnTorch is not installed), at T = 4 and 8 and
 batch 32 and 64. Rounds interleave the engines so drift in machine load hits all of them; the
 best round counts. The machine's own fp32 matrix-multiply rate is measured too, and the step's
-FLOP rate reported as a fraction of it: the physical bound on this machine. Data loading and
+FLOP rate reported as a fraction of it: the physical bound on this machine. Where the CPU has
+native bfloat16 (training.precision), the layer-major engine runs a second time with
+``--precision bf16``, against the machine's bf16 matrix-multiply rate. Data loading and
 augmentation are timed separately, as a fraction of the step.
 """
 
@@ -15,13 +17,14 @@ import time
 from typing import Any
 
 ENGINES = ("multistep", "reference", "snntorch")
+BF16 = "multistep-bf16"
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 GFLOP/s of an n x n matrix multiply (torch, all its threads)."""
+def matmul_gflops(n: int = 2048, repeats: int = 5, dtype=None) -> float:
+    """Best GFLOP/s of an n x n matrix multiply (torch, all its threads; float32 by default)."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):
@@ -97,7 +100,9 @@ def _rate(engine: str, timesteps: int, batch: int, steps: int) -> float:
         model = _snntorch_vgg5(cfg)
     else:
         model = build_model(cfg)
-        model.engine = engine
+        model.engine = engine.removesuffix("-bf16")
+        if engine == BF16:
+            model.train_dtype = torch.bfloat16
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
     x, y = torch.rand(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
@@ -126,8 +131,11 @@ def _augment_seconds(batch: int, repeats: int = 20) -> float:
 
 
 def bench_training_step(quick: bool = False) -> dict[str, Any]:
+    import torch
+
     from training.allocator import keep_freed_memory
     from training.models import ModelConfig
+    from training.precision import native_bf16_cpu
 
     tuned = keep_freed_memory()           # as `spikemesh train` does; every engine alike
     try:
@@ -136,9 +144,14 @@ def bench_training_step(quick: bool = False) -> dict[str, Any]:
     except ImportError:
         engines = ENGINES[:2]
         skipped = "snnTorch is not installed (pip install -e '.[bench]')"
+    bf16 = native_bf16_cpu()
+    if bf16:
+        engines = (*engines, BF16)
     settings = [(4, 32)] if quick else [(4, 32), (4, 64), (8, 32), (8, 64)]
     rounds, steps = (1, 1) if quick else (3, 3)
-    peak = matmul_gflops(1024 if quick else 2048)
+    n = 1024 if quick else 2048
+    peak = matmul_gflops(n)
+    peak_bf16 = matmul_gflops(n, dtype=torch.bfloat16) if bf16 else None
     rows = []
     for timesteps, batch in settings:
         best = {e: 0.0 for e in engines}
@@ -153,8 +166,16 @@ def bench_training_step(quick: bool = False) -> dict[str, Any]:
                      "gflops": best["multistep"] * flop / 1e9,
                      "fraction_of_matmul": best["multistep"] * flop / 1e9 / peak,
                      "augment_fraction": _augment_seconds(batch) * best["multistep"] / batch})
-    return {"matmul_gflops": peak, "rows": rows, "snntorch_skipped": skipped,
-            "malloc_tuned": tuned}
+        if bf16:
+            rows[-1].update({
+                "bf16_over_reference": best[BF16] / best["reference"],
+                "bf16_over_snntorch": (best[BF16] / best["snntorch"] if "snntorch" in best
+                                       else None),
+                "bf16_gflops": best[BF16] * flop / 1e9,
+                "bf16_fraction_of_bf16_matmul": best[BF16] * flop / 1e9 / peak_bf16})
+    return {"matmul_gflops": peak, "matmul_gflops_bf16": peak_bf16, "rows": rows,
+            "snntorch_skipped": skipped, "malloc_tuned": tuned,
+            "bf16_skipped": None if bf16 else "this CPU has no native bfloat16"}
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
@@ -182,6 +203,19 @@ def markdown(res: dict[str, Any]) -> list[str]:
                      f"{100 * r['augment_fraction']:.1f}% |")
     if res["snntorch_skipped"]:
         lines += ["", f"snnTorch-style column skipped: {res['snntorch_skipped']}."]
+    if res["bf16_skipped"]:
+        lines += ["", f"`--precision bf16` not measured: {res['bf16_skipped']}."]
+    else:
+        lines += ["", f"With `--precision bf16` (layer-major engine; bf16 matmul on this machine: "
+                  f"{res['matmul_gflops_bf16']:.0f} GFLOP/s):", "",
+                  "| T | batch | multistep bf16 | vs reference | vs snnTorch | GFLOP/s | "
+                  "of bf16 matmul |", "|---|---|---|---|---|---|---|"]
+        for r in res["rows"]:
+            vs_snn = f"{r['bf16_over_snntorch']:.2f}x" if r["bf16_over_snntorch"] else "-"
+            lines.append(f"| {r['timesteps']} | {r['batch']} | "
+                         f"{r['images_per_second'][BF16]:.1f} | {r['bf16_over_reference']:.2f}x | "
+                         f"{vs_snn} | {r['bf16_gflops']:.0f} | "
+                         f"{100 * r['bf16_fraction_of_bf16_matmul']:.0f}% |")
     lines += ["", "Targets (issue 15): >= 1.3x the reference, >= 1.5x snnTorch-style, >= 75% of "
               "the matmul rate."]
     return lines
