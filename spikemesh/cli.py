@@ -144,6 +144,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
                       data_dir=a.data_dir, download=a.download, train_size=a.train_size,
                       val_size=a.val_size,
                       eval_size=a.eval_size, epochs=a.epochs, ann_epochs=a.ann_epochs,
+                      ann_lr_schedule=a.ann_lr_schedule,
                       qat_epochs=a.qat_epochs, batch_size=a.batch_size, lr=a.lr,
                       weight_decay=a.weight_decay,
                       augment=not a.no_augment, seed=a.seed, device=a.device,
@@ -438,6 +439,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ann-epochs", type=integer(0), default=tc.ann_epochs,
                    help="ANN-to-SNN hybrid initialisation: train the ReLU ANN of the same "
                         "topology for N epochs first, convert it, then train the SNN")
+    p.add_argument("--ann-lr-schedule", default=tc.ann_lr_schedule,
+                   choices=["constant", "cosine"],
+                   help="the ANN phase's learning rate: constant, or decayed to zero on a cosine "
+                        "over --ann-epochs (the SNN phase always decays on a cosine)")
     p.add_argument("--qat-epochs", type=integer(0), default=None,
                    help="with --weight-bits: train in float first and quantization-aware only "
                         "in the last N epochs (default: all epochs)")

@@ -37,6 +37,7 @@ class TrainConfig:
     eval_size: int | None = 2000       # validation images scored after each epoch
     epochs: int = 10
     ann_epochs: int = 0                # ANN-to-SNN hybrid initialisation: ReLU ANN epochs first
+    ann_lr_schedule: str = "constant"  # the ANN phase's rate: constant or cosine (to zero)
     qat_epochs: int | None = None      # k-bit QAT only in the last N epochs (None: all)
     batch_size: int = 32
     lr: float = 3e-4
@@ -110,7 +111,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         entry = hybrid_init(model, train_split, val_split, epochs=cfg.ann_epochs,
                             batch_size=cfg.batch_size, lr=cfg.lr,
                             augment=cfg.augment, generator=gen, device=device, quant_bits=bits,
-                            weight_decay=cfg.weight_decay,
+                            weight_decay=cfg.weight_decay, lr_schedule=cfg.ann_lr_schedule,
                             progress=progress, log=log)
         history.append(entry)
         # saved at once, so --resume after an interruption skips the ANN phase
