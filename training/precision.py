@@ -9,8 +9,9 @@ finer than a 4-bit code's steps) and the direct-encoded input pixels.
 
 It pays only where the hardware multiplies bfloat16 natively (x86 AVX512_BF16 or AMX, Arm
 BF16, CUDA GPUs): measured on a Zen 4 core, the VGG5 convolutions' forward+backward run
-1.6-1.9x faster in bf16; on a CPU that lacks it oneDNN emulates bf16 and is slower than float32,
-so ``auto`` chooses bf16 only where it is native.
+1.6-1.9x faster in bf16. Without native support oneDNN has to convert every operand in software,
+which is expected to be slower than float32 (not measured: this machine has it), so ``bf16`` is
+refused there and ``auto`` chooses bf16 only where it is native.
 """
 
 from __future__ import annotations
