@@ -414,7 +414,9 @@ def _cmd_bench(a: argparse.Namespace) -> int:
 
 # -- parser ------------------------------------------------------------------------------
 def _train_args(p: argparse.ArgumentParser) -> None:
+    from training.hybrid import LR_SCHEDULES
     from training.noise import NoiseConfig
+    from training.precision import PRECISIONS
     from training.trainer import TrainConfig
 
     tc, nc = TrainConfig(), NoiseConfig()
@@ -440,7 +442,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="ANN-to-SNN hybrid initialisation: train the ReLU ANN of the same "
                         "topology for N epochs first, convert it, then train the SNN")
     p.add_argument("--ann-lr-schedule", default=tc.ann_lr_schedule,
-                   choices=["constant", "cosine"],
+                   choices=LR_SCHEDULES,
                    help="the ANN phase's learning rate: constant, or decayed to zero on a cosine "
                         "over --ann-epochs (the SNN phase always decays on a cosine)")
     p.add_argument("--qat-epochs", type=integer(0), default=None,
@@ -453,7 +455,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--seed", type=seed, default=tc.seed)
     p.add_argument("--device", default=tc.device, choices=["cpu", "cuda"])
-    p.add_argument("--precision", default=tc.precision, choices=["fp32", "bf16", "auto"],
+    p.add_argument("--precision", default=tc.precision, choices=PRECISIONS,
                    help="convolutions and linear layers of the training steps in bfloat16 "
                         "(bf16; auto: where the machine has native bf16, e.g. AVX512_BF16, AMX, "
                         "Arm BF16, a GPU; ~1.5x per step there). Evaluation is always float32")

@@ -29,6 +29,7 @@ from training.models import POOL, SpikingVGG
 from training.precision import conv2d, linear
 
 PERCENTILE = 0.8          # of the positive input currents a layer receives
+LR_SCHEDULES = ("constant", "cosine")
 CALIBRATION_IMAGES = 256
 
 
@@ -36,7 +37,7 @@ def ann_forward(model: SpikingVGG, x: torch.Tensor) -> torch.Tensor:
     """The ReLU ANN on the SNN's own float weights: the same layers, ReLU for every LIF.
     Products in the model's training precision while training (training.precision)."""
     cfg = model.cfg
-    mm = model.train_dtype if model.training else x.dtype
+    mm = model.product_dtype(x)
     # channels-last: oneDNN's faster convolution layout on the CPU (1.05-1.15x here)
     h = ((x - model.mean) / model.std).contiguous(memory_format=torch.channels_last)
     ci = 0
@@ -63,6 +64,9 @@ def train_ann(model: SpikingVGG, train: Split, *, epochs: int, batch_size: int, 
     rate (sessions 10-11) it stayed at chance for whole runs on some data draws (the demo's
     2,500 images with a 2,000-image validation split: 10% after 5 epochs); at 1x three seeds
     reach 96-97% 4-bit after the SNN epoch."""
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown ANN learning-rate schedule {lr_schedule!r}; "
+                         f"choose one of {', '.join(LR_SCHEDULES)}")
     opt = torch.optim.Adam([*model.convs.parameters(), *model.fcs.parameters(),
                             *model.out.parameters()], lr=lr, weight_decay=weight_decay)
     # Constant by default: with the demo's 5 epochs a cosine decay left the ANN at 90.8% instead

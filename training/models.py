@@ -162,6 +162,11 @@ class SpikingVGG(nn.Module):
         self.train_dtype = torch.float32
         self._init_weights()
 
+    def product_dtype(self, x: torch.Tensor) -> torch.dtype:
+        """The dtype the multistep engine's and the ANN's products compute in for input ``x``:
+        ``train_dtype`` in training mode, x's own (float32) in evaluation."""
+        return self.train_dtype if self.training else x.dtype
+
     def _init_weights(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):

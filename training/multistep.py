@@ -8,7 +8,8 @@ back-propagation through time (through leak, threshold, reset and the surrogate 
 of five autograd nodes per step. The arithmetic is the reference's, operation for operation, so
 logits, spikes and every gradient agree with it to float rounding (tests/training/test_multistep.py
 holds them to that on every encoding, both resets, trainable neurons, QAT, dropout and HIRE's
-carried membranes).
+carried membranes). The one exception is asked for: with ``--precision bf16`` the convolutions
+and linear layers of a training step compute in bfloat16 (training.precision).
 """
 
 from __future__ import annotations
@@ -172,8 +173,7 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
     conv_w, fc_w, out_w = (weights[:len(model.convs)], weights[len(model.convs):-1], weights[-1])
     masks = model._dropout_masks(b, x.device, x.dtype)      # drawn first, as the reference does
     cl = torch.channels_last
-    # products in the model's training precision while training, float32 always in evaluation
-    mm = model.train_dtype if model.training else x.dtype
+    mm = model.product_dtype(x)     # bf16 while training with --precision bf16, else float32
     if cfg.encoding == "direct":
         # the analog input is the same every step: conv1's current is computed once
         cur0 = conv2d(((x - model.mean) / model.std).contiguous(memory_format=cl), conv_w[0], mm)

@@ -3,6 +3,7 @@ on the SNN's own currents, and the history records the ANN and converted accurac
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from training.checkpoint import load_checkpoint
@@ -74,3 +75,14 @@ def test_weight_decay_reaches_the_ann_phase():
         return float(model.fcs[0].weight.detach().norm())
 
     assert trained(0.5) < 0.9 * trained(0.0)
+
+
+def test_an_unknown_ann_schedule_is_refused():
+    from training.data import load_dataset
+    from training.hybrid import train_ann
+
+    data = load_dataset("synthetic", synthetic_train=32, val_size=8)
+    with pytest.raises(ValueError, match="unknown ANN learning-rate schedule 'linear'"):
+        train_ann(build_model(ModelConfig(arch="vgg5", timesteps=2)), data.train, epochs=1,
+                  batch_size=32, lr=1e-3, augment=False, generator=torch.Generator(),
+                  device=torch.device("cpu"), lr_schedule="linear", progress=False)
