@@ -143,7 +143,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     cfg = TrainConfig(model=_model_config(a), noise=noise, dataset=a.dataset,
                       data_dir=a.data_dir, download=a.download, train_size=a.train_size,
                       val_size=a.val_size,
-                      eval_size=a.eval_size, epochs=a.epochs, ann_epochs=a.ann_epochs,
+                      eval_size=a.eval_size, eval_every=a.eval_every, epochs=a.epochs,
+                      ann_epochs=a.ann_epochs,
                       ann_lr_schedule=a.ann_lr_schedule,
                       qat_epochs=a.qat_epochs, batch_size=a.batch_size, lr=a.lr,
                       weight_decay=a.weight_decay,
@@ -430,6 +431,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="validation images carved from the end of the training data")
     p.add_argument("--eval-size", type=count, default=tc.eval_size,
                    help="validation images scored after each epoch")
+    p.add_argument("--eval-every", type=count, default=tc.eval_every, metavar="N",
+                   help="score the validation images only after every N-th SNN epoch and the "
+                        "last (saves ~30 s an epoch on 5,000 CIFAR-10 images on 2 cores)")
     p.add_argument("--noise", default="none", choices=["none", "uniform", "hire"])
     p.add_argument("--noise-eps", type=number(0, 255), default=round(nc.eps * 255, 6),
                    help="noise amplitude in grey levels (/255)")

@@ -239,6 +239,7 @@ def test_an_unwritable_folder_is_refused_before_the_work(files, tmp_path, capsys
 # -- options: range-checked where parsed --------------------------------------------------------
 @pytest.mark.parametrize("argv,match", [
     (["train", "--epochs", "0"], "--epochs: must lie in 1.."),
+    (["train", "--eval-every", "0"], "--eval-every: must lie in 1.."),
     (["train", "--batch-size", "-1"], "--batch-size"),
     (["train", "--lr", "-0.1"], "--lr"),
     (["train", "--lr", "nan"], "finite"),

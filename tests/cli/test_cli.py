@@ -83,6 +83,17 @@ def test_train_resume_and_attack_json(tmp_path, capsys):
         assert {"clean_acc", "spike_activity", "nsr"} <= set(lv)
 
 
+def test_eval_every_validates_every_nth_epoch_and_the_last(tmp_path, capsys):
+    out = tmp_path / "e.pt"
+    code, stdout, _ = run_cli(capsys, "train", "--train-size", "32", "--val-size", "50",
+                              "--eval-size", "16", "-T", "1", "--epochs", "3", "--eval-every", "2",
+                              "--weight-bits", "4", "--out", str(out), "--quiet")
+    assert code == 0 and "epoch 1/3: " in stdout and "not validated" in stdout
+    history = torch.load(out, weights_only=True)["history"]
+    assert [h["val_acc_quant"] is not None for h in history] == [False, True, True]
+    assert [h["val_images"] for h in history] == [0, 16, 16]
+
+
 def test_quant_level_of_a_float_model_needs_bits(tmp_path, capsys):
     out = tmp_path / "float.pt"
     assert run_cli(capsys, "train", "--train-size", "32", "--val-size", "50", "--eval-size", "16",
