@@ -79,8 +79,12 @@ def run_demo(out: Path, sizes: DemoSizes = DemoSizes(), *, data_dir: str | None 
     else:
         metrics = train(cfg, progress=progress)
     train_s = time.perf_counter() - t0
-    print(f"      trained in {train_s:.0f}s: validation {metrics['val_acc_float']:.1f}% float, "
-          f"{metrics['val_acc_quant']:.1f}% 4-bit")
+    float_acc, quant_acc = metrics.get("val_acc_float"), metrics.get("val_acc_quant")
+    if float_acc is None or quant_acc is None:   # a reused run stopped before it validated
+        print(f"      trained in {train_s:.0f}s: not validated at its last epoch")
+    else:
+        print(f"      trained in {train_s:.0f}s: validation {float_acc:.1f}% float, "
+              f"{quant_acc:.1f}% 4-bit")
 
     from artifacts.chipimage import read_chip_image
     from chipsim.machine import machine_from_arrays

@@ -11,7 +11,8 @@ Layout (a plain dict, loadable with ``torch.load(weights_only=True)``):
     layers          artifacts.layers: the explicit layer list the compiler reads
     state_dict      model weights and neuron parameters
     dataset         {"name", "class_names", "val_size"}
-    metrics         {"val_acc_float", "val_acc_quant", ...}
+    metrics         {"val_acc_float", "val_acc_quant", ...} of the last epoch (None where
+                    `train --eval-every` skipped its validation; the final epoch never does)
     history         per-epoch metrics
     training        training arguments, and (while training) optimizer state and epoch
 """
