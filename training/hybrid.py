@@ -28,7 +28,11 @@ from training.evaluate import float_and_quant_accuracy, to_float, training_batch
 from training.models import POOL, SpikingVGG
 from training.precision import conv2d, linear
 
-PERCENTILE = 0.8          # of the positive input currents a layer receives
+# Of the positive input currents a layer receives. On a 25-epoch CIFAR-10 ANN (session 16) the
+# converted 4-bit SNN scored 63.1 / 66.8 / 67.2 / 60.8 / 50.9 / 20.9% validation at the 60th /
+# 70th / 80th / 90th / 95th / 99th percentile; a greedy per-layer search of threshold scales on
+# top of the 80th gained only ~1 point (on 2,000 training images) for minutes of evaluation.
+PERCENTILE = 0.8
 LR_SCHEDULES = ("constant", "cosine")
 CALIBRATION_IMAGES = 256
 
