@@ -9,6 +9,11 @@ FLOP rate reported as a fraction of it: the physical bound on this machine. Wher
 native bfloat16 (training.precision), the layer-major engine runs a second time with
 ``--precision bf16``, against the machine's bf16 matrix-multiply rate. Data loading and
 augmentation are timed separately, as a fraction of the step.
+
+A second table times the SNN step the CIFAR-10 recipe runs (VGG5 direct T=4, batch 128, bf16
+where native) with float weights and with 4-bit QAT, whose weights are quantized on every
+forward pass either by the fused CPU kernel (training.quant, the default) or by the torch
+expression it replaces. (The hybrid phase's ReLU ANN trains on float weights: no QAT there.)
 """
 
 from __future__ import annotations
@@ -115,6 +120,54 @@ def _rate(engine: str, timesteps: int, batch: int, steps: int) -> float:
     return steps * batch / (time.perf_counter() - t0)
 
 
+QAT_VARIANTS = ("float", "4-bit torch", "4-bit fused")
+
+
+def _qat_rate(variant: str, batch: int, steps: int, dtype) -> float:
+    """Images/s of ``steps`` optimizer steps of the SNN, VGG5 direct T=4, in one of
+    ``QAT_VARIANTS``."""
+    import torch
+    import torch.nn.functional as F
+
+    import training.quant
+    from training.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="vgg5", timesteps=4,
+                                    weight_bits=None if variant == "float" else 4))
+    model.train_dtype = dtype
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
+    x, y = torch.rand(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
+    training.quant.FUSED_ON_CPU = variant != "4-bit torch"
+    try:
+        for i in range(2 + steps):
+            if i == 2:
+                t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+    finally:
+        training.quant.FUSED_ON_CPU = True
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def bench_qat_step(quick: bool = False) -> dict[str, Any]:
+    """The CIFAR-10 recipe's SNN step, float vs 4-bit QAT (torch expression vs fused kernel)."""
+    import torch
+
+    from training.precision import native_bf16_cpu
+
+    dtype = torch.bfloat16 if native_bf16_cpu() else torch.float32
+    batch, rounds, steps = (32, 1, 1) if quick else (128, 3, 3)
+    best = {v: 0.0 for v in QAT_VARIANTS}
+    for _ in range(rounds):
+        for v in QAT_VARIANTS:
+            best[v] = max(best[v], _qat_rate(v, batch, steps, dtype))
+    return {"batch": batch, "precision": str(dtype).removeprefix("torch."),
+            "images_per_second": best}
+
+
 def _augment_seconds(batch: int, repeats: int = 20) -> float:
     """Seconds to turn one batch of uint8 images into augmented float input."""
     import torch
@@ -175,7 +228,8 @@ def bench_training_step(quick: bool = False) -> dict[str, Any]:
                 "bf16_fraction_of_bf16_matmul": best[BF16] * flop / 1e9 / peak_bf16})
     return {"matmul_gflops": peak, "matmul_gflops_bf16": peak_bf16, "rows": rows,
             "snntorch_skipped": skipped, "malloc_tuned": tuned,
-            "bf16_skipped": None if bf16 else "this CPU has no native bfloat16"}
+            "bf16_skipped": None if bf16 else "this CPU has no native bfloat16",
+            "qat": bench_qat_step(quick)}
 
 
 def markdown(res: dict[str, Any]) -> list[str]:
@@ -218,4 +272,15 @@ def markdown(res: dict[str, Any]) -> list[str]:
                          f"{100 * r['bf16_fraction_of_bf16_matmul']:.0f}% |")
     lines += ["", "Targets (issue 15): >= 1.3x the reference, >= 1.5x snnTorch-style, >= 75% of "
               "the matmul rate."]
+    qat = res["qat"]
+    ips = qat["images_per_second"]
+    lines += ["", f"### The CIFAR-10 recipe's SNN step: float vs 4-bit QAT ({qat['precision']}, "
+              f"batch {qat['batch']}, VGG5 direct T=4)", "",
+              "Images/s of the whole optimizer step; 4-bit QAT quantizes every weight tensor on "
+              "every forward pass, by the torch expression or by the fused CPU kernel "
+              "(training.quant).", "",
+              "| float weights | 4-bit, torch expression | 4-bit, fused kernel | fused vs torch |",
+              "|---|---|---|---|",
+              f"| {ips['float']:.1f} | {ips['4-bit torch']:.1f} | {ips['4-bit fused']:.1f} | "
+              f"{ips['4-bit fused'] / ips['4-bit torch']:.2f}x |"]
     return lines

@@ -111,6 +111,7 @@ def test_bench_training_quick(capsys):
     assert code == 0 and "hire / none epoch time" in out
     assert "| 4 | 32 |" in out and "GFLOP/s" in out and "### Training step" in out
     assert "| multistep bf16 |" in out or "not measured: this CPU has no native bfloat16" in out
+    assert "SNN step: float vs 4-bit QAT" in out and "| fused vs torch |" in out
 
 
 @pytest.mark.slow      # a benchmark's smoke test; what it times is tested in tests/evaluation

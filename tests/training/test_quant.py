@@ -35,3 +35,33 @@ def test_fake_quantize_scales_by_layer_max_and_passes_gradient_straight_through(
     assert torch.allclose(wq, alpha * torch.tensor([1.0, -1 / 3, 1 / 3, -1.0]))
     wq.sum().backward()
     assert torch.equal(w.grad, torch.ones(4))
+
+
+def test_the_fused_cpu_forward_equals_the_torch_expression_bit_for_bit():
+    from training.quant import _fake_quantize_torch
+
+    g = torch.Generator().manual_seed(0)
+    tensors = [torch.randn(1024, 300, generator=g),            # several parallel chunks
+               torch.randn(64, 3, 3, 3, generator=g) * 1e-3,
+               torch.rand(7, generator=g) - 0.5,
+               torch.zeros(5),                                  # alpha clamps to 1e-12
+               torch.tensor([1.0, -1.0, 0.0, 1 / 3, -1 / 3, 0.2, 0.6])]  # ties of k = 2
+    # weights exactly on the rounding boundaries of every bit width
+    for k in range(1, 9):
+        n = (1 << k) - 1
+        tensors.append(torch.tensor([2 * (c + 0.5) / n - 1 for c in range(n)]))
+    for w in tensors:
+        for k in range(1, 9):
+            fused, spec = fake_quantize(w, k), _fake_quantize_torch(w, k)
+            assert torch.equal(fused, spec), (tuple(w.shape), k)
+
+
+def test_the_fused_forward_keeps_shape_and_gradient_and_leaves_the_weights_alone():
+    w = torch.randn(8, 4, 3, 3, requires_grad=True)
+    before = w.detach().clone()
+    wq = fake_quantize(w, 4)
+    assert wq.shape == w.shape and wq.dtype == torch.float32
+    (wq * torch.arange(wq.numel()).view_as(wq)).sum().backward()
+    assert torch.equal(w.grad, torch.arange(w.numel(), dtype=torch.float32).view_as(w))
+    assert torch.equal(w.detach(), before)
+    assert len(torch.unique(wq.detach())) <= 16
