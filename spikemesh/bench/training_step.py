@@ -93,9 +93,8 @@ def _snntorch_vgg5(cfg):
 
 
 def _rate(engine: str, timesteps: int, batch: int, steps: int) -> float:
-    """Images/s of ``steps`` optimizer steps after two warm-up steps."""
+    """Images/s of ``steps`` optimizer steps of ``engine`` after two warm-up steps."""
     import torch
-    import torch.nn.functional as F
 
     from training.models import ModelConfig, build_model
 
@@ -108,6 +107,14 @@ def _rate(engine: str, timesteps: int, batch: int, steps: int) -> float:
         model.engine = engine.removesuffix("-bf16")
         if engine == BF16:
             model.train_dtype = torch.bfloat16
+    return _steps_rate(model, batch, steps)
+
+
+def _steps_rate(model, batch: int, steps: int) -> float:
+    """Images/s of ``steps`` Adam steps of ``model`` on random images after two warm-up steps."""
+    import torch
+    import torch.nn.functional as F
+
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=3e-4)
     x, y = torch.rand(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
@@ -127,7 +134,6 @@ def _qat_rate(variant: str, batch: int, steps: int, dtype) -> float:
     """Images/s of ``steps`` optimizer steps of the SNN, VGG5 direct T=4, in one of
     ``QAT_VARIANTS``."""
     import torch
-    import torch.nn.functional as F
 
     import training.quant
     from training.models import ModelConfig, build_model
@@ -136,20 +142,11 @@ def _qat_rate(variant: str, batch: int, steps: int, dtype) -> float:
     model = build_model(ModelConfig(arch="vgg5", timesteps=4,
                                     weight_bits=None if variant == "float" else 4))
     model.train_dtype = dtype
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
-    x, y = torch.rand(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
     training.quant.FUSED_ON_CPU = variant != "4-bit torch"
     try:
-        for i in range(2 + steps):
-            if i == 2:
-                t0 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
+        return _steps_rate(model, batch, steps)
     finally:
         training.quant.FUSED_ON_CPU = True
-    return steps * batch / (time.perf_counter() - t0)
 
 
 def bench_qat_step(quick: bool = False) -> dict[str, Any]:
