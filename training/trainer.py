@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -15,7 +16,7 @@ from tqdm import tqdm
 
 from artifacts.errors import UserError
 from training.allocator import keep_freed_memory
-from training.checkpoint import read_payload, save_checkpoint
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.data import load_dataset
 from training.evaluate import float_and_quant_accuracy, training_batch
 from training.models import ModelConfig, build_model
@@ -101,12 +102,14 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
     model.train_dtype = train_dtype
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
+    # The data order and augmentation draw from this generator; dropout and training noise from
+    # torch's global one. Both are checkpointed, so --resume continues the same random streams.
+    gen = torch.Generator().manual_seed(cfg.seed)
     start_epoch, history = 0, []
     if cfg.resume and Path(cfg.out).exists():
-        start_epoch, history = _resume(cfg, model, opt, sched, log)
+        start_epoch, history = _resume(cfg, model, opt, sched, gen, log)
     dataset_info = {"name": data.name, "class_names": list(data.class_names),
                     "val_size": cfg.val_size}
-    gen = torch.Generator().manual_seed(cfg.seed + 1000 * start_epoch)
     bits = cfg.model.weight_bits
     if cfg.ann_epochs and not any(h.get("phase") == "ann-to-snn" for h in history):
         from training.hybrid import hybrid_init
@@ -119,8 +122,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         history.append(entry)
         # saved at once, so --resume after an interruption skips the ANN phase
         save_checkpoint(cfg.out, model, dataset=dataset_info, metrics={}, history=history,
-                        training={**cfg.to_dict(), "epoch": 0, "optimizer": _cpu_state(opt),
-                                  "scheduler": sched.state_dict()})
+                        training=_training_state(cfg, 0, opt, sched, gen))
     metrics: dict[str, Any] = history[-1] if history else {}
     qat_from = 0 if bits is None or cfg.qat_epochs is None else max(0, cfg.epochs - cfg.qat_epochs)
     for epoch in range(start_epoch, cfg.epochs):
@@ -169,8 +171,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
             f"{metrics['train_acc']:.1f}%, {val_txt} "
             f"({epoch_time:.0f}s, {metrics['images_per_second']:.0f} img/s)")
         save_checkpoint(cfg.out, model, dataset=dataset_info, metrics=metrics, history=history,
-                        training={**cfg.to_dict(), "epoch": epoch + 1,
-                                  "optimizer": _cpu_state(opt), "scheduler": sched.state_dict()})
+                        training=_training_state(cfg, epoch + 1, opt, sched, gen))
     return metrics
 
 
@@ -196,17 +197,87 @@ def _cpu_state(opt: torch.optim.Optimizer) -> dict[str, Any]:
     return cpu(opt.state_dict())
 
 
-def _resume(cfg: TrainConfig, model, opt, sched, log) -> tuple[int, list[dict[str, Any]]]:
-    payload = read_payload(cfg.out)
-    if payload["model_config"] != cfg.model.to_dict():
+def _training_state(cfg: TrainConfig, epoch: int, opt: torch.optim.Optimizer, sched,
+                    gen: torch.Generator) -> dict[str, Any]:
+    """What --resume needs besides the weights: the arguments, the epochs done, the optimizer and
+    schedule, and both random streams."""
+    return {**cfg.to_dict(), "epoch": epoch, "optimizer": _cpu_state(opt),
+            "scheduler": sched.state_dict(),
+            "rng": {"data": gen.get_state(), "torch": torch.get_rng_state()}}
+
+
+# Options that shape the training trajectory: --resume refuses to change them mid-run, since
+# the optimizer state, the data order and the history would silently belong to another run.
+# (--epochs may grow: the schedule is re-planned. Device, precision, threads, the data folder
+# and validation options may change, so a run can move between machines.)
+_FIXED_ON_RESUME = {"noise": "the --noise options", "dataset": "--dataset",
+                    "train_size": "--train-size", "val_size": "--val-size",
+                    "ann_epochs": "--ann-epochs", "ann_lr_schedule": "--ann-lr-schedule",
+                    "qat_epochs": "--qat-epochs", "batch_size": "--batch-size", "lr": "--lr",
+                    "weight_decay": "--weight-decay", "augment": "--no-augment", "seed": "--seed"}
+
+
+def _resume(cfg: TrainConfig, model, opt, sched, gen: torch.Generator,
+            log) -> tuple[int, list[dict[str, Any]]]:
+    """Load cfg.out's weights, optimizer, schedule and random streams into the fresh run;
+    returns the epochs already done and the history. Everything is checked before it is used:
+    a damaged or edited checkpoint is one clear error, never a traceback mid-run."""
+    ckpt = load_checkpoint(cfg.out)   # validates the weights (names, shapes, finite values)
+    if ckpt.config.to_dict() != cfg.model.to_dict():
         raise UserError(f"--resume: {cfg.out} was trained with a different model configuration; "
                         "use the same options or another --out")
-    model.load_state_dict(payload["state_dict"])
-    training = payload.get("training", {})
-    if "optimizer" in training:
-        opt.load_state_dict(training["optimizer"])
-    if "scheduler" in training:
-        sched.load_state_dict(training["scheduler"])
-    epoch = int(training.get("epoch", 0))
+    damaged = (f"--resume: {cfg.out} holds a damaged training state ({{}}); "
+               "train anew with another --out")
+    training, history = ckpt.training, ckpt.history
+    if not isinstance(training, dict) or not isinstance(history, list) \
+            or not all(isinstance(h, dict) for h in history):
+        raise UserError(damaged.format("its arguments or history"))
+    now = cfg.to_dict()
+    try:
+        changed = [flag for key, flag in _FIXED_ON_RESUME.items()
+                   if key in training and not (type(training[key]) is type(now[key])
+                                               and bool(training[key] == now[key]))]
+    except (RuntimeError, TypeError, ValueError):     # tensors or other objects put in by hand
+        raise UserError(damaged.format("its arguments")) from None
+    if changed:
+        raise UserError(f"--resume: {cfg.out} was trained with other {', '.join(changed)}; "
+                        "resume with the options it was started with, or train anew with another --out")
+    epoch = training.get("epoch", 0)
+    if type(epoch) is not int or not 0 <= epoch <= 1_000_000:
+        raise UserError(damaged.format(f"{epoch!r} epochs done"))
+    model.load_state_dict(ckpt.model.state_dict())
+    try:
+        if "optimizer" in training:
+            opt.load_state_dict(training["optimizer"])
+        if "scheduler" in training:
+            sched.load_state_dict(training["scheduler"])
+        rng = training.get("rng")
+        if isinstance(rng, dict):
+            gen.set_state(rng["data"])
+            torch.set_rng_state(rng["torch"])
+        else:  # written before checkpoints carried random state: a per-epoch seed instead
+            gen.manual_seed(cfg.seed + 1000 * epoch)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise UserError(damaged.format(f"optimizer or random state: {exc.__class__.__name__}")) from None
+    rates = [g.get("lr") for g in opt.param_groups] + list(getattr(sched, "base_lrs", []))
+    if type(sched.T_max) is not int or sched.T_max < 1 \
+            or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r)
+                    and r >= 0 for r in rates):
+        raise UserError(damaged.format("its learning-rate schedule"))
+    saved_epochs = training.get("epochs", cfg.epochs)
+    if saved_epochs != cfg.epochs and epoch < cfg.epochs:
+        _replan_cosine(opt, sched, epoch, cfg.epochs)
+        log(f"--epochs {cfg.epochs}: the learning rate now decays on a cosine over "
+            f"{cfg.epochs} epochs (was {saved_epochs})")
     log(f"resuming {cfg.out} after epoch {epoch}")
-    return epoch, list(payload.get("history", []))
+    return epoch, list(history)
+
+
+def _replan_cosine(opt: torch.optim.Optimizer, sched, epoch: int, epochs: int) -> None:
+    """Stretch the cosine to ``epochs`` from ``epoch`` on: the rate jumps to where a run of that
+    length would be now and decays to zero at its end (a saved schedule of the old length
+    would, past its end, rise again: CosineAnnealingLR is periodic)."""
+    sched.T_max = epochs
+    for group, base in zip(opt.param_groups, sched.base_lrs, strict=True):
+        group["lr"] = sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+    sched._last_lr = [group["lr"] for group in opt.param_groups]
