@@ -5,7 +5,6 @@ shape the run, and a longer --epochs re-plans the cosine instead of letting it r
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import pytest
@@ -14,22 +13,14 @@ import torch
 import training.hybrid as hybrid
 import training.trainer as trainer
 from artifacts.errors import UserError
-from training.data import load_dataset
 from training.models import ModelConfig
 from training.trainer import TrainConfig, train
 
 QUIET = {"progress": False, "log": lambda *_: None}
 
 
-@functools.cache
-def _synthetic():
-    return load_dataset("synthetic", val_size=50)
-
-
 def _shrink(mp: pytest.MonkeyPatch) -> None:
-    """One synthetic dataset for the module (generating it is most of a tiny run's time) and a
-    small calibration batch for the conversion; neither is what these tests are about."""
-    mp.setattr(trainer, "load_dataset", lambda *a, **k: _synthetic())
+    """A small calibration batch for the conversion: fast, and not what these tests are about."""
     mp.setattr(hybrid, "CALIBRATION_IMAGES", 32)
 
 

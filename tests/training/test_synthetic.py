@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 
 from training.data import load_dataset
 from training.data.synthetic import make_synthetic
@@ -25,3 +26,17 @@ def test_bundle_splits():
     d = load_dataset("synthetic", val_size=30, synthetic_train=70)
     assert len(d.train) == 70 and len(d.val) == 30 and d.test is None
     assert len(d.class_names) == 10
+
+
+def test_a_loaded_bundle_is_the_callers_to_change():
+    # the set is generated once per process; writing into one bundle must not reach the next
+    first = load_dataset("synthetic", val_size=30, synthetic_train=70)
+    pristine = first.train.images.clone()
+    first.train.images.zero_()
+    first.val.labels.fill_(9)
+    second = load_dataset("synthetic", val_size=30, synthetic_train=70)
+    assert torch.equal(second.train.images, pristine)
+    assert not torch.equal(second.val.labels, first.val.labels)
+    x, y = make_synthetic(100, seed=0)
+    assert np.array_equal(second.train.images.numpy(), x[:70])
+    assert np.array_equal(second.val.labels.numpy(), y[70:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,11 +82,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, val_size: int
     download : fetch CIFAR-10 (checksum verified) when it is not in ``data_dir``.
     """
     if name == "synthetic":
-        from training.data.synthetic import CLASS_NAMES, make_synthetic
+        from training.data.synthetic import CLASS_NAMES
 
-        x, y = make_synthetic(synthetic_train + val_size, seed=synthetic_seed)
-        train = Split.from_numpy(x[:synthetic_train], y[:synthetic_train])
-        val = Split.from_numpy(x[synthetic_train:], y[synthetic_train:])
+        x, y = _synthetic_arrays(synthetic_train + val_size, synthetic_seed)
+        # copies: the bundle's tensors are the caller's, the cached arrays stay pristine
+        train = Split.from_numpy(x[:synthetic_train].copy(), y[:synthetic_train].copy())
+        val = Split.from_numpy(x[synthetic_train:].copy(), y[synthetic_train:].copy())
         return DatasetBundle("synthetic", train, val, None, CLASS_NAMES)
     if name == "cifar10":
         from training.data.cifar10 import load_cifar10
@@ -95,3 +97,16 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, val_size: int
                             "(or pass --download to fetch it)")
         return load_cifar10(data_dir, val_size=val_size, download=download)
     raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+@functools.lru_cache(maxsize=2)
+def _synthetic_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The generated set, made once per process: it is deterministic, takes ~2 s for the
+    default 12,000 images, and one command (the demo: train, attack, simulate) loads it several
+    times. Read-only, so a caller that wrote into it would fail loudly instead of corrupting it."""
+    from training.data.synthetic import make_synthetic
+
+    x, y = make_synthetic(n, seed=seed)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
