@@ -260,10 +260,16 @@ def _resume(cfg: TrainConfig, model, opt, sched, gen: torch.Generator,
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
         raise UserError(damaged.format(f"optimizer or random state: {exc.__class__.__name__}")) from None
     rates = [g.get("lr") for g in opt.param_groups] + list(getattr(sched, "base_lrs", []))
-    if type(sched.T_max) is not int or sched.T_max < 1 \
+    if type(sched.T_max) is not int or sched.T_max < 1 or type(sched.last_epoch) is not int \
             or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r)
-                    and r >= 0 for r in rates):
+                       and r >= 0 for r in rates):
         raise UserError(damaged.format("its learning-rate schedule"))
+    # Adam's moments must match their weights and be finite, or the first step fails or spreads NaN
+    for param, state in opt.state.items():
+        for name, value in state.items():
+            if not isinstance(value, torch.Tensor) or not bool(torch.isfinite(value).all()) \
+                    or (name != "step" and value.shape != param.shape):
+                raise UserError(damaged.format(f"optimizer state {name!r}"))
     saved_epochs = training.get("epochs", cfg.epochs)
     if saved_epochs != cfg.epochs and epoch < cfg.epochs:
         _replan_cosine(opt, sched, epoch, cfg.epochs)
