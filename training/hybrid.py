@@ -26,6 +26,7 @@ from tqdm import tqdm
 from training.data.bundle import Split
 from training.evaluate import float_and_quant_accuracy, to_float, training_batch
 from training.models import POOL, SpikingVGG
+from training.optimizer import adam
 from training.precision import conv2d, linear
 
 # Of the positive input currents a layer receives. On a 25-epoch CIFAR-10 ANN (session 16) the
@@ -78,8 +79,8 @@ def train_ann(model: SpikingVGG, train: Split, *, epochs: int, batch_size: int, 
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown ANN learning-rate schedule {lr_schedule!r}; "
                          f"choose one of {', '.join(LR_SCHEDULES)}")
-    opt = torch.optim.Adam([*model.convs.parameters(), *model.fcs.parameters(),
-                            *model.out.parameters()], lr=lr, weight_decay=weight_decay)
+    opt = adam([*model.convs.parameters(), *model.fcs.parameters(), *model.out.parameters()],
+               lr=lr, weight_decay=weight_decay)
     # Constant by default: with the demo's 5 epochs a cosine decay left the ANN at 90.8% instead
     # of 93.0% and the converted SNN at 61% instead of 82% (session 14). On CIFAR-10 a cosine
     # over 20-30 epochs reached 79.0-80.5% validation (no constant-rate run of that length

@@ -21,6 +21,7 @@ from training.data import load_dataset
 from training.evaluate import float_and_quant_accuracy, training_batch
 from training.models import ModelConfig, build_model
 from training.noise import NoiseConfig, train_step
+from training.optimizer import adam, load_adam_state
 from training.precision import resolve_precision
 
 
@@ -100,7 +101,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, log=print) -> dict[str, An
         train_split = train_split.to(device)   # batches are gathered and augmented on the GPU
     model = build_model(cfg.model).to(device)
     model.train_dtype = train_dtype
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
     # The data order and augmentation draw from this generator; dropout and training noise from
     # torch's global one. Both are checkpointed, so --resume continues the same random streams.
@@ -248,7 +249,7 @@ def _resume(cfg: TrainConfig, model, opt, sched, gen: torch.Generator,
     model.load_state_dict(ckpt.model.state_dict())
     try:
         if "optimizer" in training:
-            opt.load_state_dict(training["optimizer"])
+            load_adam_state(opt, training["optimizer"])
         if "scheduler" in training:
             sched.load_state_dict(training["scheduler"])
         rng = training.get("rng")
