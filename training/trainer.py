@@ -265,11 +265,13 @@ def _resume(cfg: TrainConfig, model, opt, sched, gen: torch.Generator,
             or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and math.isfinite(r)
                        and r >= 0 for r in rates):
         raise UserError(damaged.format("its learning-rate schedule"))
-    # Adam's moments must match their weights and be finite, or the first step fails or spreads NaN
+    # Adam's moments must match their weights and be finite, and its step count be a count, or
+    # the first step fails or spreads NaN (a count of -1 divides by zero in the bias correction)
     for param, state in opt.state.items():
         for name, value in state.items():
             if not isinstance(value, torch.Tensor) or not bool(torch.isfinite(value).all()) \
-                    or (name != "step" and value.shape != param.shape):
+                    or (name != "step" and value.shape != param.shape) \
+                    or (name == "step" and (value.numel() != 1 or float(value) < 0)):
                 raise UserError(damaged.format(f"optimizer state {name!r}"))
     saved_epochs = training.get("epochs", cfg.epochs)
     if saved_epochs != cfg.epochs and epoch < cfg.epochs:

@@ -115,7 +115,7 @@ def test_more_epochs_stretch_the_cosine_instead_of_restarting_it(tmp_path):
     assert per_epoch == pytest.approx(want, rel=1e-12)
 
 
-@pytest.mark.parametrize("damage", ["rng", "epoch", "optimizer", "moments", "schedule",
+@pytest.mark.parametrize("damage", ["rng", "epoch", "optimizer", "moments", "step", "schedule",
                                     "arguments"])
 def test_a_damaged_training_state_is_a_clear_error(tmp_path, damage):
     cfg = _cfg(tmp_path, epochs=1, ann_epochs=0)
@@ -130,6 +130,8 @@ def test_a_damaged_training_state_is_a_clear_error(tmp_path, damage):
     elif damage == "moments":
         moments = payload["training"]["optimizer"]["state"][0]
         moments["exp_avg"] = moments["exp_avg"][:1]
+    elif damage == "step":
+        payload["training"]["optimizer"]["state"][0]["step"] = torch.tensor(-1.0)
     elif damage == "schedule":
         payload["training"]["scheduler"]["T_max"] = 0
     else:
