@@ -24,6 +24,7 @@ def bench_training(quick: bool = False) -> dict[str, Any]:
     from training.evaluate import to_float
     from training.models import ModelConfig, build_model
     from training.noise import NoiseConfig, train_step
+    from training.optimizer import adam
 
     n_images, repeats, timesteps = (256, 2, 4) if quick else (1024, 3, 4)
     data = load_dataset("synthetic", val_size=100, synthetic_train=n_images)
@@ -34,7 +35,7 @@ def bench_training(quick: bool = False) -> dict[str, Any]:
             torch.manual_seed(0)
             model = build_model(ModelConfig(arch="vgg5", timesteps=timesteps))
             model.train()
-            opt = torch.optim.Adam(model.parameters(), lr=3e-4)
+            opt = adam(model.parameters(), lr=3e-4)      # as the trainer steps
             gen = torch.Generator().manual_seed(0)
             t0 = time.perf_counter()
             for b in range(0, n_images, 32):

@@ -3,9 +3,12 @@
 Images/s of one optimizer step (forward, backward, Adam) for the layer-major engine (the default),
 the step-by-step reference, and the same VGG5 written the usual snnTorch way (per-step
 ``snn.Leaky`` layers; skipped with a reason when snnTorch is not installed), at T = 4 and 8 and
-batch 32 and 64. Rounds interleave the engines so drift in machine load hits all of them; the
-best round counts. The machine's own fp32 matrix-multiply rate is measured too, and the step's
-FLOP rate reported as a fraction of it: the physical bound on this machine. Where the CPU has
+batch 32 and 64. Both of spikemesh's engines step with the trainer's Adam (training.optimizer:
+fused), the snnTorch-style model with ``torch.optim.Adam`` as its users write it; the layer-major
+engine also runs with that plain Adam, so the table separates the engine from the optimizer.
+Rounds interleave the engines so drift in machine load hits all of them; the best round counts.
+The machine's own fp32 matrix-multiply rate is measured too, and the step's FLOP rate reported
+as a fraction of it: the physical bound on this machine. Where the CPU has
 native bfloat16 (training.precision), the layer-major engine runs a second time with
 ``--precision bf16``, against the machine's bf16 matrix-multiply rate. Data loading and
 augmentation are timed separately, as a fraction of the step.
@@ -22,6 +25,7 @@ import time
 from typing import Any
 
 ENGINES = ("multistep", "reference", "snntorch")
+PLAIN_ADAM = "multistep-plain-adam"
 BF16 = "multistep-bf16"
 
 
@@ -104,19 +108,23 @@ def _rate(engine: str, timesteps: int, batch: int, steps: int) -> float:
         model = _snntorch_vgg5(cfg)
     else:
         model = build_model(cfg)
-        model.engine = engine.removesuffix("-bf16")
+        model.engine = engine.removesuffix("-bf16").removesuffix("-plain-adam")
         if engine == BF16:
             model.train_dtype = torch.bfloat16
-    return _steps_rate(model, batch, steps)
+    return _steps_rate(model, batch, steps, trainer_adam=engine not in ("snntorch", PLAIN_ADAM))
 
 
-def _steps_rate(model, batch: int, steps: int) -> float:
-    """Images/s of ``steps`` Adam steps of ``model`` on random images after two warm-up steps."""
+def _steps_rate(model, batch: int, steps: int, trainer_adam: bool = True) -> float:
+    """Images/s of ``steps`` Adam steps of ``model`` on random images after two warm-up steps,
+    with the trainer's Adam (fused) or torch's plain one."""
     import torch
     import torch.nn.functional as F
 
+    from training.optimizer import adam
+
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
+    opt = (adam(model.parameters(), lr=3e-4) if trainer_adam
+           else torch.optim.Adam(model.parameters(), lr=3e-4))
     x, y = torch.rand(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
     for i in range(2 + steps):
         if i == 2:
@@ -194,6 +202,7 @@ def bench_training_step(quick: bool = False) -> dict[str, Any]:
     except ImportError:
         engines = ENGINES[:2]
         skipped = "snnTorch is not installed (pip install -e '.[bench]')"
+    engines = (*engines, PLAIN_ADAM)
     bf16 = native_bf16_cpu()
     if bf16:
         engines = (*engines, BF16)
@@ -211,6 +220,7 @@ def bench_training_step(quick: bool = False) -> dict[str, Any]:
         flop = 3 * 2 * forward_macs(ModelConfig(arch="vgg5", timesteps=timesteps))
         rows.append({"timesteps": timesteps, "batch": batch, "images_per_second": best,
                      "multistep_over_reference": best["multistep"] / best["reference"],
+                     "fused_adam_gain": best["multistep"] / best[PLAIN_ADAM],
                      "multistep_over_snntorch": (best["multistep"] / best["snntorch"]
                                                  if "snntorch" in best else None),
                      "gflops": best["multistep"] * flop / 1e9,
@@ -235,21 +245,24 @@ def markdown(res: dict[str, Any]) -> list[str]:
         "",
         "VGG5, direct encoding, float, Adam; images/s of the whole optimizer step, best of "
         "interleaved rounds. FLOP = 3 x 2 x forward multiply-accumulates (backward counted as "
-        "twice the forward: an upper bound of the work).",
+        "twice the forward: an upper bound of the work). multistep and reference step with the "
+        "trainer's fused Adam, snnTorch-style with torch.optim.Adam as its users write it; "
+        "'plain Adam' is the multistep engine with torch.optim.Adam too.",
         "",
         f"fp32 matmul on this machine: {res['matmul_gflops']:.0f} GFLOP/s. glibc malloc keeps "
         f"freed memory (training.allocator): {'yes' if res['malloc_tuned'] else 'no'}.",
         "",
-        "| T | batch | multistep | reference | snnTorch-style | vs reference | vs snnTorch | "
-        "GFLOP/s | of matmul | augmentation / step |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| T | batch | multistep | plain Adam | reference | snnTorch-style | vs reference | "
+        "vs snnTorch | GFLOP/s | of matmul | augmentation / step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in res["rows"]:
         ips = r["images_per_second"]
         snn_txt = f"{ips['snntorch']:.1f}" if "snntorch" in ips else "skipped"
         vs_snn = f"{r['multistep_over_snntorch']:.2f}x" if r["multistep_over_snntorch"] else "-"
         lines.append(f"| {r['timesteps']} | {r['batch']} | {ips['multistep']:.1f} | "
-                     f"{ips['reference']:.1f} | {snn_txt} | {r['multistep_over_reference']:.2f}x | "
+                     f"{ips[PLAIN_ADAM]:.1f} | {ips['reference']:.1f} | {snn_txt} | "
+                     f"{r['multistep_over_reference']:.2f}x | "
                      f"{vs_snn} | {r['gflops']:.0f} | {100 * r['fraction_of_matmul']:.0f}% | "
                      f"{100 * r['augment_fraction']:.1f}% |")
     if res["snntorch_skipped"]:
