@@ -75,7 +75,9 @@ def train_ann(model: SpikingVGG, train: Split, *, epochs: int, batch_size: int, 
     rate (sessions 10-11) it stayed at chance for whole runs on some data draws (the demo's
     2,500 images with a 2,000-image validation split: 10% after 5 epochs); at 1x three seeds
     reach 96-97% 4-bit after the SNN epoch. On CIFAR-10 (28 cosine epochs, batch 128, seed 1,
-    session 18) 2x the rate, 1e-3, was no better either: ANN 80.1% validation vs 80.7% at 5e-4."""
+    session 18) 2x the rate, 1e-3, was no better either: ANN 80.1% validation vs 80.7% at 5e-4.
+    Weight decay (Adam's L2 term) did not help there either (session 19, same run): ANN 80.5% /
+    80.2% at 1e-4 / 5e-4, and the conversion fell to 15-41% 4-bit (from 63%)."""
     if lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"unknown ANN learning-rate schedule {lr_schedule!r}; "
                          f"choose one of {', '.join(LR_SCHEDULES)}")
