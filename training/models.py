@@ -267,12 +267,19 @@ class SpikingVGG(nn.Module):
                 for h in self.cfg.hidden]
 
 
-def _record(record: dict[str, list[float]] | None, name: str, spikes: torch.Tensor) -> None:
+def _record(record: dict[str, list[float]] | None, name: str, spikes: torch.Tensor,
+            pooled: bool = False) -> None:
+    """Add a layer's spike count and neuron-steps to ``record``. ``pooled``: ``spikes`` are the
+    layer's spikes 2x2-averaged (multiples of 1/4, so their sum times 4 is the count exactly)."""
     if record is None:
         return
     entry = record.setdefault(name, [0.0, 0.0])
-    entry[0] += float(spikes.detach().sum())
-    entry[1] += float(spikes.numel())
+    if pooled:
+        entry[0] += float(spikes.detach().sum(dtype=torch.float64)) * 4
+        entry[1] += float(spikes.numel()) * 4
+    else:
+        entry[0] += float(spikes.detach().sum())
+        entry[1] += float(spikes.numel())
 
 
 def spike_activity(record: dict[str, list[float]]) -> dict[str, float]:

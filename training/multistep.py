@@ -5,7 +5,10 @@ Each convolution or linear layer runs once on the T x B inputs of all steps (one
 instead of T small ones), in channels-last memory for the convolutions; each LIF layer's
 recurrence over T is one autograd node, ``LIFSequence``, whose backward is hand-written
 back-propagation through time (through leak, threshold, reset and the surrogate spike), instead
-of five autograd nodes per step. The arithmetic is the reference's, operation for operation, so
+of five autograd nodes per step. A LIF layer followed by average pooling hands out its spikes
+already pooled, and direct encoding's first layer takes its one current for all T steps, so the
+largest tensors of a step (conv1's spikes and their gradient, T copies of its current's
+gradient) are never written. The arithmetic is the reference's, operation for operation, so
 logits, spikes and every gradient agree with it to float rounding (tests/training/test_multistep.py
 holds them to that on every encoding, both resets, trainable neurons, QAT, dropout and HIRE's
 carried membranes). The one exception is asked for: with ``--precision bf16`` the convolutions
@@ -35,66 +38,97 @@ class LIFSequence(torch.autograd.Function):
                u_t = v_t - theta * s_t (soft)  or  v_t * (1 - s_t) (hard),
     with u_{-1} = ``u0`` (None: a reset membrane) and ds/dv = scale * max(0, 1 - |v/theta - 1|),
     ds/dtheta = -ds/dv: the reference LIF's surrogate (training.neurons.SpikeFunction).
-    Only v is saved; s and u are recomputed from it in the backward pass. On the CPU in float32
-    the fused kernels of training.lif_kernels run the recurrence; elsewhere (CUDA, float64)
-    torch does, step by step, with the same arithmetic.
+    ``steps`` > 0: ``current`` is one step's (B, ...), the same at every one of ``steps`` steps
+    (direct encoding's first layer). ``pool``: the spikes come out 2x2 average-pooled, (T, B, C,
+    H/2, W/2) (convolution layers of even height and width). Only v is saved; s and u are
+    recomputed from it in the backward pass. On the CPU in float32 the fused kernels of
+    training.lif_kernels run the recurrence, pooling included; elsewhere (CUDA, float64) torch
+    does, step by step, with the same arithmetic.
     """
 
     @staticmethod
     def forward(ctx, current: torch.Tensor, u0: torch.Tensor | None, theta: torch.Tensor,
-                leak: torch.Tensor, scale: float, soft: bool):
-        steps = current.shape[0]
-        # spikes and v in the layout of one step's currents (channels-last for convolutions)
-        step_stride = current[0].stride()
-        n = current[0].numel()
-        v = torch.empty_strided(current.shape, (n, *step_stride), dtype=current.dtype,
+                leak: torch.Tensor, scale: float, soft: bool, steps: int = 0, pool: bool = False):
+        constant = steps > 0
+        step = current if constant else current[0]
+        steps = steps if constant else current.shape[0]
+        # v (and unpooled spikes) in the layout of one step's currents: channels-last for
+        # convolutions
+        n = step.numel()
+        v = torch.empty_strided((steps, *step.shape), (n, *step.stride()), dtype=current.dtype,
                                 device=current.device)
-        spikes = torch.empty_like(v)
-        if _fused(current):
-            th, lk = float(theta), float(leak)
-            u = torch.empty_like(current[0])
-            cur_np = _steps(current)
-            u0_np = _flat(u0, u) if u0 is not None else np.zeros(1, np.float32)
-            lif_forward(cur_np, u0_np, u0 is not None, np.float32(th), np.float32(lk), soft,
-                        _steps(v), _steps(spikes), _flat(u, u))
+        fused = _fused(current.unsqueeze(0) if constant else current)
+        # the kernel pools two whole rows of channels-last pixels at a time
+        kernel_pool = (pool and fused and step.is_contiguous(memory_format=torch.channels_last)
+                       and step.shape[2] % 2 == 0 and step.shape[3] % 2 == 0)
+        if fused:
+            spikes = _pooled(v) if kernel_pool else torch.empty_like(v)
+            u = torch.empty_like(step)
+            width, chans = (step.shape[3], step.shape[1]) if kernel_pool else (0, 0)
+            lif_forward(_steps(current.unsqueeze(0) if constant else current),
+                        _flat(u0, u) if u0 is not None else np.zeros(1, np.float32),
+                        u0 is not None, np.float32(float(theta)), np.float32(float(leak)), soft,
+                        width, chans, _steps(v), _steps(spikes), _flat(u, u))
         else:
             # theta and leak stay 0-dim tensors: reading them as Python floats would wait for
             # the GPU at every layer
             th, lk = theta.detach(), leak.detach()
+            spikes = torch.empty_like(v)
             u = u0
             for t in range(steps):
+                cur_t = step if constant else current[t]
                 if u is None:
-                    v[t].copy_(current[t])
+                    v[t].copy_(cur_t)
                 else:
-                    torch.add(current[t], u * lk, out=v[t])
+                    torch.add(cur_t, u * lk, out=v[t])
                 torch.gt(v[t], th, out=spikes[t])
                 u = v[t] - th * spikes[t] if soft else v[t] * (1.0 - spikes[t])
+        if pool and not kernel_pool:
+            spikes = F.avg_pool2d(spikes.flatten(0, 1), 2).unflatten(0, (steps, step.shape[0]))
         ctx.save_for_backward(v, u0 if u0 is not None else torch.empty(0), theta, leak)
         ctx.scale, ctx.soft, ctx.has_u0 = scale, soft, u0 is not None
+        ctx.constant, ctx.pool, ctx.kernel_pool = constant, pool, kernel_pool
         return spikes, u
 
     @staticmethod
     def backward(ctx, g_spikes: torch.Tensor | None, g_final: torch.Tensor | None):
         v, u0, theta, leak = ctx.saved_tensors
         if g_spikes is None:
-            g_spikes = torch.zeros_like(v)
+            g_spikes = _pooled(v).zero_() if ctx.kernel_pool else torch.zeros_like(v)
+        elif ctx.pool and not ctx.kernel_pool:    # average pooling's gradient, a quarter each
+            g_spikes = g_spikes.repeat_interleave(2, dim=-1).repeat_interleave(2, dim=-2) * 0.25
         need_theta, need_leak = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
         if _fused(v):
-            g_cur = torch.empty_like(v)
-            g_s = g_spikes if g_spikes.stride() == v.stride() else torch.empty_like(v).copy_(g_spikes)
+            g_cur = torch.empty_like(v[:1] if ctx.constant else v)
+            like = _pooled(v) if ctx.kernel_pool else torch.empty_like(v)
+            g_s = g_spikes if g_spikes.stride() == like.stride() else like.copy_(g_spikes)
+            width, chans = (v.shape[4], v.shape[2]) if ctx.kernel_pool else (0, 0)
             final = g_final is not None
             g_fin = _flat(g_final, v[0]) if final else np.zeros(1, np.float32)
             scratch = np.empty(v[0].numel(), np.float32)
             gt, gl = lif_backward(_steps(v), _steps(g_s), _flat(u0, v[0]) if ctx.has_u0 else g_fin,
                                   ctx.has_u0, g_fin, final, np.float32(float(theta)),
                                   np.float32(float(leak)), np.float32(ctx.scale), ctx.soft,
-                                  need_theta or need_leak, scratch, _steps(g_cur))
+                                  need_theta or need_leak, width, chans, scratch, _steps(g_cur))
             g_theta = torch.tensor(gt, dtype=v.dtype)
             g_leak = torch.tensor(gl, dtype=v.dtype)
+            if ctx.constant:
+                g_cur = g_cur[0]
         else:
             g_cur, g_theta, g_leak = _backward_torch(ctx, v, u0, theta, leak, g_spikes, g_final)
+            if ctx.constant:
+                g_cur = g_cur.sum(0)
         return (g_cur, None, g_theta.reshape(theta.shape) if need_theta else None,
-                g_leak.reshape(leak.shape) if need_leak else None, None, None)
+                g_leak.reshape(leak.shape) if need_leak else None, None, None, None, None)
+
+
+def _pooled(v: torch.Tensor) -> torch.Tensor:
+    """An empty (T, B, C, H/2, W/2) tensor, each step channels-last: 2x2-pooled ``v``."""
+    steps, bsz, chans, height, width = v.shape
+    n = v[0].numel() // 4
+    return torch.empty_strided((steps, bsz, chans, height // 2, width // 2),
+                               (n, n // bsz, 1, width // 2 * chans, chans),
+                               dtype=v.dtype, device=v.device)
 
 
 def _backward_torch(ctx, v, u0, theta, leak, g_spikes, g_final):
@@ -152,9 +186,10 @@ def _flat(t: torch.Tensor, like: torch.Tensor) -> np.ndarray:
     return torch.as_strided(t.detach(), (t.numel(),), (1,), t.storage_offset()).numpy()
 
 
-def _lif(lif, current: torch.Tensor, u0: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _lif(lif, current: torch.Tensor, u0: torch.Tensor | None, steps: int = 0,
+         pool: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     return LIFSequence.apply(current, u0, lif.theta, lif.leak, lif.surrogate_scale,
-                             lif.reset == "soft")
+                             lif.reset == "soft", steps, pool)
 
 
 def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
@@ -174,10 +209,11 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
     masks = model._dropout_masks(b, x.device, x.dtype)      # drawn first, as the reference does
     cl = torch.channels_last
     mm = model.product_dtype(x)     # bf16 while training with --precision bf16, else float32
+    constant = 0        # conv1's current is one step's, the same at each of this many steps
     if cfg.encoding == "direct":
         # the analog input is the same every step: conv1's current is computed once
-        cur0 = conv2d(((x - model.mean) / model.std).contiguous(memory_format=cl), conv_w[0], mm)
-        cur = cur0.unsqueeze(0).expand(steps, *cur0.shape)
+        cur = conv2d(((x - model.mean) / model.std).contiguous(memory_format=cl), conv_w[0], mm)
+        constant = steps
     else:
         enc = torch.stack([encode(x, cfg.encoding, t, cfg.timesteps, generator)
                            for t in range(t0, t0 + steps)])
@@ -185,18 +221,22 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
         cur = cur.unflatten(0, (steps, b))
     h = None
     ci = 0
-    for f in cfg.features:
-        if f == POOL:
-            h = F.avg_pool2d(h.flatten(0, 1), 2).unflatten(0, (steps, b))
+    features = cfg.features
+    for k, f in enumerate(features):
+        if f == POOL:           # done: the LIF layer before it handed out its spikes pooled
             continue
         if ci > 0:
             cur = conv2d(h.flatten(0, 1).contiguous(memory_format=cl), conv_w[ci], mm)
             cur = cur.unflatten(0, (steps, b))
         name = f"conv{ci + 1}"
         if currents is not None:
-            currents[name] = cur.detach()
-        h, state[name] = _lif(model.conv_lifs[ci], cur, state.get(name))
-        _record(record, name, h)
+            currents[name] = (cur.expand(steps, *cur.shape) if constant else cur).detach()
+        # a pooling layer next: the LIF layer hands out its spikes pooled (two passes fewer
+        # each way over the layer's largest tensors)
+        pooled = k + 1 < len(features) and features[k + 1] == POOL
+        h, state[name] = _lif(model.conv_lifs[ci], cur, state.get(name), constant, pooled)
+        _record(record, name, h, pooled=pooled)
+        constant = 0
         ci += 1
     h = h.flatten(2)
     for j, (w, lif) in enumerate(zip(fc_w, model.fc_lifs, strict=True)):

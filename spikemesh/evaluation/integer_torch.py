@@ -62,7 +62,7 @@ class _IntegerLIF(torch.autograd.Function):
         scratch = np.empty(pre.shape[1], dtype=np.float32)
         lif_backward(pre.numpy(), g_s.numpy(), none, False, none, False,
                      np.float32(layer.threshold), np.float32(layer.leak.value),
-                     np.float32(layer.scale), layer.reset == "soft", False, scratch, g_cur)
+                     np.float32(layer.scale), layer.reset == "soft", False, 0, 0, scratch, g_cur)
         grad = torch.from_numpy(g_cur).view(ctx.shape).to(ctx.device, torch.float64)
         return grad, None, None, None
 

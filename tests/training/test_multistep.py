@@ -101,3 +101,47 @@ def test_a_carried_membrane_gets_its_leak_gradient():
         total = total + (s * w[t]).sum()
     total.backward()
     assert torch.allclose(got, lif.leak.grad) and torch.allclose(theta.grad, lif.theta.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])   # fused kernel, torch path
+@pytest.mark.parametrize("soft", [True, False])
+@pytest.mark.parametrize("constant,carried", [(True, False), (False, True)])
+def test_pooled_and_constant_forms_equal_lif_then_pooling(dtype, soft, constant, carried):
+    """LIFSequence's two shortcuts (spikes handed out 2x2-pooled; one step's current given for
+    all steps) against the plain layer followed by average pooling: outputs, the current's,
+    theta's, leak's and the carried membrane's gradients."""
+    from training.multistep import LIFSequence
+
+    torch.manual_seed(4)
+    steps, shape = 3, (2, 5, 4, 6)                       # B, C, H, W: even H and W
+    cl = torch.channels_last
+    cur = (torch.randn(shape if constant else (steps, *shape), dtype=dtype) + 0.3)
+    if not constant:
+        cur = cur.flatten(0, 1).contiguous(memory_format=cl).unflatten(0, (steps, shape[0]))
+    else:
+        cur = cur.contiguous(memory_format=cl)
+    u0 = torch.randn(shape, dtype=dtype).contiguous(memory_format=cl) if carried else None
+    results = []
+    for shortcut in (False, True):
+        c = cur.clone().requires_grad_(True)
+        u = None if u0 is None else u0.clone().requires_grad_(True)
+        theta = torch.tensor(0.7, dtype=dtype, requires_grad=True)
+        leak = torch.tensor(0.6, dtype=dtype, requires_grad=True)
+        if shortcut:
+            spikes, final = LIFSequence.apply(c, u, theta, leak, 1.0, soft,
+                                              steps if constant else 0, True)
+        else:
+            full = c.expand(steps, *shape) if constant else c
+            spikes, final = LIFSequence.apply(full, u, theta, leak, 1.0, soft)
+            spikes = F.avg_pool2d(spikes.flatten(0, 1), 2).unflatten(0, (steps, shape[0]))
+        torch.manual_seed(5)
+        w = torch.randn(spikes.shape, dtype=dtype)
+        ((spikes * w).sum() + (final * final).sum()).backward()
+        results.append((spikes.detach(), final.detach(), c.grad, theta.grad, leak.grad,
+                        None if u is None else u.grad))
+    (ref, fast) = results
+    assert torch.equal(ref[0], fast[0]) and torch.equal(ref[1], fast[1])
+    assert ref[0].sum() > 0                                 # some neurons spiked
+    for name, a, b in zip(("current", "theta", "leak", "u0"), ref[2:], fast[2:], strict=True):
+        if a is not None:
+            _close(a, b, name)
