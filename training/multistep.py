@@ -88,6 +88,9 @@ class LIFSequence(torch.autograd.Function):
         ctx.save_for_backward(v, u0 if u0 is not None else torch.empty(0), theta, leak)
         ctx.scale, ctx.soft, ctx.has_u0 = scale, soft, u0 is not None
         ctx.constant, ctx.pool, ctx.kernel_pool = constant, pool, kernel_pool
+        # the final membrane is rarely used (HIRE's carried periods): without this autograd
+        # would hand backward a tensor of zeros for it, filled and copied at every layer
+        ctx.set_materialize_grads(False)
         return spikes, u
 
     @staticmethod

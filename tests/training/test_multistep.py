@@ -145,3 +145,31 @@ def test_pooled_and_constant_forms_equal_lif_then_pooling(dtype, soft, constant,
     for name, a, b in zip(("current", "theta", "leak", "u0"), ref[2:], fast[2:], strict=True):
         if a is not None:
             _close(a, b, name)
+
+
+@pytest.mark.parametrize("soft", [True, False])
+def test_fused_kernels_equal_the_torch_path_across_chunks(soft):
+    """The float32 kernels (chunks of 4,096 neurons, the last one partial) against the same
+    layer on the torch path in float64: spikes exactly, every gradient to float32 rounding (a
+    carried membrane gets none: HIRE carries it detached)."""
+    from training.lif_kernels import CHUNK
+    from training.multistep import LIFSequence
+
+    torch.manual_seed(6)
+    cur = torch.randn(4, 2 * CHUNK + 123) + 0.4
+    u0 = torch.randn(cur.shape[1])
+    w = torch.randn(cur.shape)
+    results = []
+    for dtype in (torch.float32, torch.float64):
+        c = cur.to(dtype, copy=True).requires_grad_(True)
+        u = u0.to(dtype, copy=True)
+        theta = torch.tensor(0.7, dtype=dtype, requires_grad=True)
+        leak = torch.tensor(0.6, dtype=dtype, requires_grad=True)
+        spikes, final = LIFSequence.apply(c, u, theta, leak, 1.0, soft)
+        ((spikes * w.to(dtype)).sum() + (final * final).sum()).backward()
+        results.append([t.detach().double() for t in (spikes, final, c.grad, theta.grad,
+                                                      leak.grad)])
+    (fast, ref) = results
+    assert torch.equal(fast[0], ref[0]) and fast[0].sum() > 0
+    for name, a, b in zip(("final", "current", "theta", "leak"), ref[1:], fast[1:], strict=True):
+        _close(a, b, name)
