@@ -26,12 +26,16 @@ def integer_lif_forward(cur, th, shift, mult, soft, lo, hi, pre, s):  # pragma: 
         hi_i = min(n, lo_i + CHUNK)
         u = np.zeros(hi_i - lo_i, dtype=np.int64)
         for t in range(steps):
+            # slices indexed from 0: no negative-index wrap, so the loop can vectorize
+            cur_t = cur[t, lo_i:hi_i]
+            pre_t = pre[t, lo_i:hi_i]
+            s_t = s[t, lo_i:hi_i]
             for j in range(hi_i - lo_i):
-                w = ((u[j] * mult) >> shift) + np.int64(cur[t, lo_i + j])
+                w = ((u[j] * mult) >> shift) + np.int64(cur_t[j])
                 w = min(max(w, lo), hi)
                 fired = w > th
-                pre[t, lo_i + j] = np.float32(w)
-                s[t, lo_i + j] = np.float32(1.0) if fired else np.float32(0.0)
+                pre_t[j] = np.float32(w)
+                s_t[j] = np.float32(1.0) if fired else np.float32(0.0)
                 if fired:
                     u[j] = w - th if soft else 0
                 else:
