@@ -69,13 +69,18 @@ def _hire_step(model: SpikingVGG, x: torch.Tensor, y: torch.Tensor, noise: Noise
     t0 = 0
     total_loss = torch.zeros((), device=x.device)
     logits_sum = torch.zeros(x.shape[0], model.cfg.num_classes, device=x.device)
-    for steps in lengths:
-        x_in = x_in.detach().requires_grad_(True)
+    for i, steps in enumerate(lengths):
+        last = i == len(lengths) - 1
+        # the last period's input gradient would perturb nothing: not asked for, the first
+        # convolution's backward skips it
+        x_in = x_in.detach().requires_grad_(not last)
         logits, state = model.run(x_in, steps=steps, t0=t0, state=state, generator=generator)
         loss = F.cross_entropy(logits, y) * (steps / model.cfg.timesteps)
         loss.backward()
         total_loss += loss.detach()
         logits_sum += logits.detach() * steps
+        if last:
+            break
         # the input gradient came for free with the backward pass above
         x_in = (x + noise.eps * x_in.grad.sign()).clamp(0, 1)
         state = None if noise.reset_between_periods else {k: v.detach() for k, v in state.items()}
