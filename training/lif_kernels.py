@@ -28,7 +28,8 @@ CHUNK = 4096      # neurons per parallel work item: its membranes stay in L1 ove
 
 # Every inner loop runs over slices with ``for j in range(m)``: Numba wraps negative indices,
 # and only an index that provably starts at 0 lets LLVM drop that check and vectorize. Indexed
-# as ``x[lo + j]`` the same loops ran scalar, 1.5x slower forward (measured, session 20).
+# as ``x[lo + j]`` the same loops ran scalar: 1.5x slower forward, 2.3x backward (BENCHMARKS.md,
+# session 20).
 
 
 @njit(inline="always")
