@@ -38,6 +38,16 @@ def _chunk_size(n, width, chans):  # pragma: no cover - compiled
     return 2 * width * chans if width else min(n, CHUNK)
 
 
+@njit(inline="always")
+def _start(chunk, init, has_init, lo, hi):  # pragma: no cover - compiled
+    """``chunk`` set to ``init[lo:hi]``, or to zeros when there is none; returned."""
+    if has_init:
+        chunk[:] = init[lo:hi]
+    else:
+        chunk[:] = 0.0
+    return chunk
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def lif_forward(cur, u0, has_u0, th, lk, soft, width, chans, v, s, u):  # pragma: no cover
     """v_t = lk * u_{t-1} + I_t (u_{-1} = u0, or 0); s_t = v_t > th; soft or hard reset.
@@ -50,11 +60,7 @@ def lif_forward(cur, u0, has_u0, th, lk, soft, width, chans, v, s, u):  # pragma
     for c in prange((n + size - 1) // size):
         lo = c * size
         hi = min(n, lo + size)
-        uu = u[lo:hi]
-        if has_u0:
-            uu[:] = u0[lo:hi]
-        else:
-            uu[:] = 0.0
+        uu = _start(u[lo:hi], u0, has_u0, lo, hi)
         if width:
             fired = np.empty(hi - lo, np.float32)    # the chunk's spikes of one step
             for t in range(steps):
@@ -80,18 +86,21 @@ def _fire(cur, th, lk, soft, v, u, s):  # pragma: no cover - compiled
 
 
 @njit(inline="always")
-def _pool(fired, width, chans, out):  # pragma: no cover - compiled
-    """2x2 average of two pixel rows (W pixels of C channels each, channels-last) into
-    W/2 pixels. Spikes are 0 or 1: the sums are exact in any order."""
+def _quad(rows, width, chans, p):  # pragma: no cover - compiled
+    """Pooled pixel p's four inputs in two channels-last pixel rows (W pixels of C channels
+    each): the channel vectors at top-left, top-right, bottom-left, bottom-right."""
     row = width * chans
-    top = fired[:row]
-    bottom = fired[row:2 * row]
+    a = 2 * p * chans
+    b = a + chans
+    return (rows[a:b], rows[b:b + chans], rows[row + a:row + b], rows[row + b:row + b + chans])
+
+
+@njit(inline="always")
+def _pool(fired, width, chans, out):  # pragma: no cover - compiled
+    """2x2 average of two pixel rows into W/2 pixels. Spikes are 0 or 1: the sums are exact in
+    any order."""
     for p in range(width // 2):
-        left = 2 * p * chans
-        t0 = top[left:left + chans]
-        t1 = top[left + chans:left + 2 * chans]
-        b0 = bottom[left:left + chans]
-        b1 = bottom[left + chans:left + 2 * chans]
+        t0, t1, b0, b1 = _quad(fired, width, chans, p)
         o = out[p * chans:(p + 1) * chans]
         for k in range(chans):
             o[k] = np.float32(0.25) * ((t0[k] + t1[k]) + (b0[k] + b1[k]))
@@ -100,15 +109,8 @@ def _pool(fired, width, chans, out):  # pragma: no cover - compiled
 @njit(inline="always")
 def _unpool(g, width, chans, g_in):  # pragma: no cover - compiled
     """Average pooling's gradient: a quarter of each pooled value to its four inputs."""
-    row = width * chans
-    top = g_in[:row]
-    bottom = g_in[row:2 * row]
     for p in range(width // 2):
-        left = 2 * p * chans
-        t0 = top[left:left + chans]
-        t1 = top[left + chans:left + 2 * chans]
-        b0 = bottom[left:left + chans]
-        b1 = bottom[left + chans:left + 2 * chans]
+        t0, t1, b0, b1 = _quad(g_in, width, chans, p)
         gp = g[p * chans:(p + 1) * chans]
         for k in range(chans):
             q = np.float32(0.25) * gp[k]
@@ -134,11 +136,7 @@ def lif_backward(v, g_s, u0, has_u0, g_final, has_final, th, lk, scale, soft, ne
     for c in prange((n + size - 1) // size):
         lo = c * size
         hi = min(n, lo + size)
-        aa = a[lo:hi]
-        if has_final:
-            aa[:] = g_final[lo:hi]
-        else:
-            aa[:] = 0.0
+        aa = _start(a[lo:hi], g_final, has_final, lo, hi)
         if summed:
             g_cur[0, lo:hi] = 0.0
         g_in = np.empty(hi - lo if width else 0, np.float32)    # a pooled chunk's dL/ds_t
