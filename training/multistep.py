@@ -40,7 +40,8 @@ class LIFSequence(torch.autograd.Function):
     ds/dtheta = -ds/dv: the reference LIF's surrogate (training.neurons.SpikeFunction).
     ``steps`` > 0: ``current`` is one step's (B, ...), the same at every one of ``steps`` steps
     (direct encoding's first layer). ``pool``: the spikes come out 2x2 average-pooled, (T, B, C,
-    H/2, W/2) (convolution layers of even height and width). Only v is saved; s and u are
+    H/2, W/2) (convolution layers of even height and width). ``u0`` gets no gradient: HIRE's
+    periods carry it detached, and no other caller passes one. Only v is saved; s and u are
     recomputed from it in the backward pass. On the CPU in float32 the fused kernels of
     training.lif_kernels run the recurrence, pooling included; elsewhere (CUDA, float64) torch
     does, step by step, with the same arithmetic.
