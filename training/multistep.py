@@ -58,7 +58,8 @@ class LIFSequence(torch.autograd.Function):
         n = step.numel()
         v = torch.empty_strided((steps, *step.shape), (n, *step.stride()), dtype=current.dtype,
                                 device=current.device)
-        fused = _fused(current.unsqueeze(0) if constant else current)
+        per_step = current.unsqueeze(0) if constant else current     # (T or 1, B, ...)
+        fused = _fused(per_step)
         # the kernel pools two whole rows of channels-last pixels at a time
         kernel_pool = (pool and fused and step.is_contiguous(memory_format=torch.channels_last)
                        and step.shape[2] % 2 == 0 and step.shape[3] % 2 == 0)
@@ -66,7 +67,7 @@ class LIFSequence(torch.autograd.Function):
             spikes = _pooled(v) if kernel_pool else torch.empty_like(v)
             u = torch.empty_like(step)
             width, chans = (step.shape[3], step.shape[1]) if kernel_pool else (0, 0)
-            lif_forward(_steps(current.unsqueeze(0) if constant else current),
+            lif_forward(_steps(per_step),
                         _flat(u0, u) if u0 is not None else np.zeros(1, np.float32),
                         u0 is not None, np.float32(float(theta)), np.float32(float(leak)), soft,
                         width, chans, _steps(v), _steps(spikes), _flat(u, u))
@@ -99,8 +100,10 @@ class LIFSequence(torch.autograd.Function):
         v, u0, theta, leak = ctx.saved_tensors
         if g_spikes is None:
             g_spikes = _pooled(v).zero_() if ctx.kernel_pool else torch.zeros_like(v)
-        elif ctx.pool and not ctx.kernel_pool:    # average pooling's gradient, a quarter each
-            g_spikes = g_spikes.repeat_interleave(2, dim=-1).repeat_interleave(2, dim=-2) * 0.25
+        elif ctx.pool and not ctx.kernel_pool:    # through the pooling done in forward
+            g_spikes = torch.ops.aten.avg_pool2d_backward(
+                g_spikes.flatten(0, 1), v.flatten(0, 1), [2, 2], [2, 2], [0, 0], False, True,
+                None).unflatten(0, v.shape[:2])
         need_theta, need_leak = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
         if _fused(v):
             g_cur = torch.empty_like(v[:1] if ctx.constant else v)
