@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,9 @@ from artifacts.limits import MAX_TIMESTEPS
 from training.encoders import ENCODINGS, encode
 from training.neurons import LIF
 from training.quant import MAX_BITS, check_bits, fake_quantize
+
+if TYPE_CHECKING:
+    from training.multistep import PeriodRows
 
 POOL = "A"
 ARCHS: dict[str, tuple[tuple[int | str, ...], tuple[int, ...]]] = {
@@ -203,7 +206,8 @@ class SpikingVGG(nn.Module):
             state: dict[str, torch.Tensor] | None = None,
             record: dict[str, list[float]] | None = None,
             generator: torch.Generator | None = None,
-            currents: dict[str, torch.Tensor] | None = None
+            currents: dict[str, torch.Tensor] | None = None,
+            period_rows: PeriodRows | None = None
             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Run ``steps`` time steps (default T) starting at step ``t0``.
 
@@ -211,6 +215,8 @@ class SpikingVGG(nn.Module):
         continues a simulation, which HIRE noise training uses across its periods.
         ``record`` accumulates, per spiking layer, [total spikes, neurons x steps x batch].
         ``currents`` receives each spiking layer's input currents (multistep engine only).
+        ``period_rows`` defers the linear layers' weight gradients to the last of HIRE's periods
+        (training.multistep.PeriodRows; multistep engine only).
         """
         cfg = self.cfg
         steps = cfg.timesteps if steps is None else steps
@@ -219,9 +225,10 @@ class SpikingVGG(nn.Module):
             from training.multistep import run_multistep
 
             return run_multistep(self, x, steps=steps, t0=t0, state=state, record=record,
-                                 generator=generator, currents=currents)
-        if currents is not None:
-            raise ValueError("currents are recorded by the multistep engine only")
+                                 generator=generator, currents=currents,
+                                 period_rows=period_rows)
+        if currents is not None or period_rows is not None:
+            raise ValueError("currents and period_rows are for the multistep engine only")
         weights = self.effective_weights()
         conv_w, fc_w, out_w = (weights[:len(self.convs)],
                                weights[len(self.convs):-1], weights[-1])

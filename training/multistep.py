@@ -129,6 +129,54 @@ class LIFSequence(torch.autograd.Function):
                 g_leak.reshape(leak.shape) if need_leak else None, None, None, None, None)
 
 
+class PeriodRows:
+    """Makes a linear layer's weight gradient one product over the rows of several backward
+    passes (HIRE's periods) instead of one per pass.
+
+    A period's forward and backward cover only its share of the T steps, so per period the
+    weight gradient of fc1 (8192 x 1024 in VGG5) is a product over B x T/p rows, written whole
+    (32 MB) and then added to the earlier periods'. Here the earlier periods keep their rows
+    (the layer's input and output gradient) and return no weight gradient; the last period
+    (``last`` set before its forward) forms the gradient from all rows in one product, as a
+    plain step does. The sum is the same; only its float rounding order differs.
+    """
+
+    def __init__(self) -> None:
+        self.last = False
+        self.rows: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def linear(self, layer: int, x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """x @ w.T in ``dtype`` (training.precision.linear), weight gradient deferred."""
+        return _DeferredLinear.apply(x, w, dtype, self.rows.setdefault(layer, []), self.last)
+
+
+class _DeferredLinear(torch.autograd.Function):
+    """training.precision.linear whose weight gradient waits for the last period (PeriodRows)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype,
+                rows: list[tuple[torch.Tensor, torch.Tensor]], last: bool) -> torch.Tensor:
+        xd, wd = x.to(dtype), w.to(dtype)
+        ctx.save_for_backward(xd, wd)
+        ctx.rows, ctx.last = rows, last
+        return F.linear(xd, wd).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        xd, wd = ctx.saved_tensors
+        gd = g.to(wd.dtype)
+        g_x = (gd @ wd).to(g.dtype) if ctx.needs_input_grad[0] else None
+        g_w = None
+        if ctx.needs_input_grad[1]:
+            ctx.rows.append((xd.flatten(0, -2), gd.flatten(0, -2)))
+            if ctx.last:
+                x_all = torch.cat([r[0] for r in ctx.rows]) if len(ctx.rows) > 1 else ctx.rows[0][0]
+                g_all = torch.cat([r[1] for r in ctx.rows]) if len(ctx.rows) > 1 else ctx.rows[0][1]
+                ctx.rows.clear()
+                g_w = (g_all.t() @ x_all).to(g.dtype)
+        return g_x, g_w, None, None, None
+
+
 def _pooled(v: torch.Tensor) -> torch.Tensor:
     """An empty (T, B, C, H/2, W/2) tensor, each step channels-last: 2x2-pooled ``v``."""
     steps, bsz, chans, height, width = v.shape
@@ -199,14 +247,21 @@ def _lif(lif, current: torch.Tensor, u0: torch.Tensor | None, steps: int = 0,
                              lif.reset == "soft", steps, pool)
 
 
+def _linear(rows: PeriodRows | None, layer: int, x: torch.Tensor, w: torch.Tensor,
+            dtype: torch.dtype) -> torch.Tensor:
+    return linear(x, w, dtype) if rows is None else rows.linear(layer, x, w, dtype)
+
+
 def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
                   state: dict[str, torch.Tensor], record: dict[str, list[float]] | None,
                   generator: torch.Generator | None,
-                  currents: dict[str, torch.Tensor] | None = None
+                  currents: dict[str, torch.Tensor] | None = None,
+                  period_rows: PeriodRows | None = None
                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """SpikingVGG.run, layer-major. Same arguments, same results (see the module docstring).
     ``currents``, if given, receives each spiking layer's input currents (T, B, ...), detached
-    (the hybrid initialisation sets thresholds from them)."""
+    (the hybrid initialisation sets thresholds from them). ``period_rows``, if given, defers
+    the linear layers' weight gradients to the last of several periods (PeriodRows)."""
     from training.models import POOL, _record  # here: models imports this module lazily too
 
     cfg = model.cfg
@@ -248,11 +303,11 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
     h = h.flatten(2)
     for j, (w, lif) in enumerate(zip(fc_w, model.fc_lifs, strict=True)):
         name = f"fc{j + 1}"
-        cur = linear(h, w, mm)
+        cur = _linear(period_rows, j, h, w, mm)
         if currents is not None:
             currents[name] = cur.detach()
         h, state[name] = _lif(lif, cur, state.get(name))
         _record(record, name, h)
         if masks is not None:
             h = h * masks[j]
-    return linear(h, out_w, mm).sum(0) / steps, state
+    return _linear(period_rows, len(fc_w), h, out_w, mm).sum(0) / steps, state

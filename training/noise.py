@@ -3,7 +3,9 @@
 HIRE (PAPERS.md B): the T steps of one iteration are split into N periods. Period 1 sees the
 clean image; period p > 1 sees x' = clip(x + eps * sign(g)), where g is the input gradient that
 period p-1's backward pass produced anyway. Parameter gradients of all periods accumulate and
-the optimizer steps once, so the total work is still T forward steps and T backward steps.
+the optimizer steps once, so the total work is still T forward steps and T backward steps (the
+linear layers' weight gradients are formed once, in the last period, from all periods' rows:
+training.multistep.PeriodRows).
 Membrane state carries over between periods (detached: BPTT is truncated at period edges) unless
 ``reset_between_periods`` is set; the paper publishes neither choice, so both are options.
 """
@@ -17,6 +19,7 @@ import torch.nn.functional as F
 
 from training.encoders import uniform
 from training.models import SpikingVGG
+from training.multistep import PeriodRows
 
 NOISE_KINDS = ("none", "uniform", "hire")
 
@@ -69,12 +72,17 @@ def _hire_step(model: SpikingVGG, x: torch.Tensor, y: torch.Tensor, noise: Noise
     t0 = 0
     total_loss = torch.zeros((), device=x.device)
     logits_sum = torch.zeros(x.shape[0], model.cfg.num_classes, device=x.device)
+    # the linear layers' weight gradients: one product over all periods' rows, in the last
+    rows = PeriodRows() if model.engine == "multistep" else None
     for i, steps in enumerate(lengths):
         last = i == len(lengths) - 1
         # the last period's input gradient would perturb nothing: not asked for, the first
         # convolution's backward skips it
         x_in = x_in.detach().requires_grad_(not last)
-        logits, state = model.run(x_in, steps=steps, t0=t0, state=state, generator=generator)
+        if rows is not None:
+            rows.last = last
+        logits, state = model.run(x_in, steps=steps, t0=t0, state=state, generator=generator,
+                                  period_rows=rows)
         loss = F.cross_entropy(logits, y) * (steps / model.cfg.timesteps)
         loss.backward()
         total_loss += loss.detach()

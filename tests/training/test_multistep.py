@@ -63,10 +63,16 @@ def test_multistep_equals_the_reference(encoding, reset, trainable, bits, dropou
 
 
 @pytest.mark.parametrize("reset_between", [False, True])
-def test_hire_periods_carry_membranes_alike(reset_between):
-    """HIRE runs T in periods, the membranes carried (detached) from one to the next."""
-    cfg = ModelConfig(arch="vgg5", timesteps=4, encoding="rate", theta_conv=0.3, weight_bits=4)
-    noise = NoiseConfig(kind="hire", eps=8 / 255, periods=2, reset_between_periods=reset_between)
+@pytest.mark.parametrize("encoding,timesteps,periods,dropout", [("rate", 4, 2, 0.0),
+                                                                ("direct", 5, 3, 0.2)])
+def test_hire_periods_carry_membranes_alike(reset_between, encoding, timesteps, periods, dropout):
+    """HIRE runs T in periods, the membranes carried (detached) from one to the next; the fast
+    engine forms the linear layers' weight gradients once, from all periods' rows (PeriodRows),
+    the reference adds one per period."""
+    cfg = ModelConfig(arch="vgg5", timesteps=timesteps, encoding=encoding, theta_conv=0.3,
+                      weight_bits=4, dropout=dropout)
+    noise = NoiseConfig(kind="hire", eps=8 / 255, periods=periods,
+                        reset_between_periods=reset_between)
 
     def step(model, x, y, generator):
         loss, logits = train_step(model, x.detach(), y, noise, generator)
@@ -173,3 +179,34 @@ def test_fused_kernels_equal_the_torch_path_across_chunks(soft):
     assert torch.equal(fast[0], ref[0]) and fast[0].sum() > 0
     for name, a, b in zip(("final", "current", "theta", "leak"), ref[1:], fast[1:], strict=True):
         _close(a, b, name)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_period_rows_form_the_weight_gradient_of_all_periods(dtype, tol):
+    """PeriodRows: earlier periods give the weight no gradient, the last gives the sum over all
+    periods' rows; input gradients are the plain layer's. ``dtype`` is the product's precision
+    (bf16 rounds each period's gradient in the plain layer, the sum once here)."""
+    from training.multistep import PeriodRows
+    from training.precision import linear
+
+    torch.manual_seed(4)
+    w = torch.randn(6, 9)
+    xs = [(torch.rand(t, 2, 9) < 0.4).float().requires_grad_(True) for t in (3, 2, 1)]
+    gs = [torch.randn(t, 2, 6) for t in (3, 2, 1)]
+    w_plain = w.clone().requires_grad_(True)
+    for x, g in zip(xs, gs, strict=True):
+        linear(x, w_plain, dtype).backward(g)
+    x_plain = [x.grad.clone() for x in xs]
+
+    w_rows = w.clone().requires_grad_(True)
+    rows = PeriodRows()
+    for i, (x, g) in enumerate(zip(xs, gs, strict=True)):
+        x.grad = None
+        rows.last = i == len(xs) - 1
+        rows.linear(0, x, w_rows, dtype).backward(g)
+        assert (w_rows.grad is None) != rows.last             # only the last period adds one
+        _close(x_plain[i], x.grad, "input gradient")
+    assert w_rows.grad.dtype == torch.float32
+    scale = w_plain.grad.abs().max().item()
+    assert (w_rows.grad - w_plain.grad).abs().max().item() <= tol * scale
+    assert not rows.rows[0]                                  # the rows are let go
