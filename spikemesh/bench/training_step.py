@@ -210,7 +210,7 @@ def bench_training_step(quick: bool = False) -> dict[str, Any]:
     rounds, steps = (1, 1) if quick else (3, 3)
     n = 1024 if quick else 2048
     # The matmul rate is sampled in every round too, and its best taken, as the engines' are:
-    # one sample up front read 217 GFLOP/s on a machine that later gave 336 (a shared VM).
+    # one sample up front read 217 GFLOP/s on a machine whose best in the same run was 435.
     peak = matmul_gflops(n)
     peak_bf16 = matmul_gflops(n, dtype=torch.bfloat16) if bf16 else None
     rows = []
