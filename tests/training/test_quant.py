@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from training.quant import fake_quantize, q_k, quantize_codes
@@ -67,3 +68,23 @@ def test_the_fused_forward_keeps_shape_and_gradient_and_leaves_the_weights_alone
     # the 16 levels, up to the rounding of w + (wq - w) that the straight-through form adds
     alpha = w.detach().abs().max()
     assert torch.allclose(wq.detach(), alpha * q_k(w.detach() / alpha, 4), rtol=0, atol=1e-6)
+
+
+def test_the_fused_max_magnitude_equals_the_float_max_and_passes_over_nan():
+    """training.quant._max_abs takes the max on bit patterns; it must be the float max of the
+    magnitudes (negative zero, subnormals and infinities included), NaN passed over, clamped
+    at 1e-12."""
+    from training.quant import _max_abs
+
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(300_001, generator=g)                     # several chunks and a short one
+    w[123_456] = -7.25                                         # the largest is a negative one
+    cases = [w, torch.tensor([-0.0, 0.0]), torch.tensor([1e-40, -3e-40]),
+             torch.tensor([3e-40, -2e-12, 1e-45]), torch.tensor([2.0, float("-inf"), 1.0]),
+             torch.tensor([0.5, float("nan"), -0.75])]
+    expected = [7.25, 1e-12, 1e-12, 2e-12, float("inf"), 0.75]
+    for t, want in zip(cases, expected, strict=True):
+        got = _max_abs(t.numpy())
+        assert got == np.float32(want), (t[:4], got)
+    w[7] = float("nan")                                         # NaN in a big chunk, too
+    assert _max_abs(w.numpy()) == np.float32(7.25)
