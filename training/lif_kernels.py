@@ -22,7 +22,9 @@ file-keyed cache cannot go stale).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic, overload
 
 CHUNK = 4096      # neurons per parallel work item: its membranes stay in L1 over all T steps
 
@@ -30,6 +32,68 @@ CHUNK = 4096      # neurons per parallel work item: its membranes stay in L1 ove
 # and only an index that provably starts at 0 lets LLVM drop that check and vectorize. Indexed
 # as ``x[lo + j]`` the same loops ran scalar: 1.5x slower forward, 2.3x backward (BENCHMARKS.md,
 # session 20).
+
+
+# bfloat16 arrays come in as uint16 (their bit patterns): under --precision bf16 the layers'
+# currents, spikes and gradients stay bf16 between the products and these kernels, which read
+# and write them directly (the membranes and every sum stay float32), instead of torch casting
+# each of those tensors to float32 and back around every kernel: ~140M elements a step at batch
+# 128, a fifth of the step. A bf16 value is the top half of a float32's bits, so reading is exact
+# and writing rounds to nearest even, as torch's cast does: the results are bit for bit the same.
+
+
+@intrinsic
+def _f32_of_bf16(typingctx, bits):  # pragma: no cover - compiled
+    """The float32 of a bfloat16's bits (exact: they are its upper half)."""
+    if bits != types.uint16:
+        return None
+
+    def codegen(context, builder, sig, args):
+        wide = builder.zext(args[0], ir.IntType(32))
+        return builder.bitcast(builder.shl(wide, ir.Constant(ir.IntType(32), 16)), ir.FloatType())
+    return types.float32(types.uint16), codegen
+
+
+@intrinsic
+def _bits_of_f32(typingctx, x):  # pragma: no cover - compiled
+    """A float32's bits as uint32."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.uint32(types.float32), codegen
+
+
+def _load(a, j):  # pragma: no cover - compiled: the overload below
+    """a[j] as float32, for a float32 array or the uint16 bits of a bfloat16 one."""
+
+
+def _store(a, j, x):  # pragma: no cover - compiled: the overload below
+    """a[j] = float32 x, rounded to nearest even where ``a`` holds bfloat16 bits."""
+
+
+@overload(_load)
+def _load_impl(a, j):  # pragma: no cover - compiled
+    if a.dtype == types.uint16:
+        return lambda a, j: _f32_of_bf16(a[j])
+    return lambda a, j: a[j]
+
+
+@overload(_store)
+def _store_impl(a, j, x):  # pragma: no cover - compiled
+    if a.dtype == types.uint16:
+        def store_bf16(a, j, x):
+            b = _bits_of_f32(np.float32(x))
+            rounded = (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)
+            # NaN as torch's vectorized cast writes it
+            nan = (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+            a[j] = np.uint16(0xFFFF) if nan else np.uint16(rounded)
+        return store_bf16
+
+    def store(a, j, x):
+        a[j] = x
+    return store
 
 
 @njit(inline="always")
@@ -78,10 +142,10 @@ def _fire(cur, th, lk, soft, v, u, s):  # pragma: no cover - compiled
     one = np.float32(1.0)
     zero = np.float32(0.0)
     for j in range(v.shape[0]):
-        vt = lk * u[j] + cur[j]
+        vt = lk * u[j] + _load(cur, j)
         st = one if vt > th else zero
         v[j] = vt
-        s[j] = st
+        _store(s, j, st)
         u[j] = vt - th * st if soft else vt * (one - st)
 
 
@@ -103,7 +167,7 @@ def _pool(fired, width, chans, out):  # pragma: no cover - compiled
         t0, t1, b0, b1 = _quad(fired, width, chans, p)
         o = out[p * chans:(p + 1) * chans]
         for k in range(chans):
-            o[k] = np.float32(0.25) * ((t0[k] + t1[k]) + (b0[k] + b1[k]))
+            _store(o, k, np.float32(0.25) * ((t0[k] + t1[k]) + (b0[k] + b1[k])))
 
 
 @njit(inline="always")
@@ -113,7 +177,7 @@ def _unpool(g, width, chans, g_in):  # pragma: no cover - compiled
         t0, t1, b0, b1 = _quad(g_in, width, chans, p)
         gp = g[p * chans:(p + 1) * chans]
         for k in range(chans):
-            q = np.float32(0.25) * gp[k]
+            q = np.float32(0.25) * _load(gp, k)
             t0[k] = q
             t1[k] = q
             b0[k] = q
@@ -145,10 +209,15 @@ def lif_backward(v, g_s, u0, has_u0, g_final, has_final, th, lk, scale, soft, ne
                 _unpool(g_s[t, lo // 4:hi // 4], width, chans, g_in)
             if need_params:     # one loop for every case: it does not vectorize anyway
                 prev = v[t - 1 if t > 0 else 0, lo:hi]
-                dt, dl = _bptt_params(v[t, lo:hi], g_in if width else g_s[t, lo:hi], th, lk,
-                                      scale, soft, aa, g_cur[0 if summed else t, lo:hi],
-                                      summed, prev, t > 0, u0[lo:hi] if has_u0 else prev,
-                                      has_u0)
+                carried = u0[lo:hi] if has_u0 else prev
+                g_out = g_cur[0 if summed else t, lo:hi]
+                # two calls, not one with a choice of array: g_s may hold bf16 bits, g_in not
+                if width:
+                    dt, dl = _bptt_params(v[t, lo:hi], g_in, th, lk, scale, soft, aa, g_out,
+                                          summed, prev, t > 0, carried, has_u0)
+                else:
+                    dt, dl = _bptt_params(v[t, lo:hi], g_s[t, lo:hi], th, lk, scale, soft, aa,
+                                          g_out, summed, prev, t > 0, carried, has_u0)
                 g_theta += dt
                 g_leak += dl
             elif summed and width:
@@ -186,11 +255,11 @@ def _bptt(v, g_s, th, lk, scale, soft, a, g_cur, accumulate):  # pragma: no cove
     when ``accumulate``). Inlined at each call with its own arrays and a constant
     ``accumulate``, so every variant is a branch-free loop."""
     for j in range(v.shape[0]):
-        gv = _grad(v[j], a[j], g_s[j], th, scale, soft)[0]
+        gv = _grad(v[j], a[j], _load(g_s, j), th, scale, soft)[0]
         if accumulate:
             g_cur[j] += gv
         else:
-            g_cur[j] = gv
+            _store(g_cur, j, gv)
         a[j] = lk * gv
 
 
@@ -206,11 +275,11 @@ def _bptt_params(v, g_s, th, lk, scale, soft, a, g_cur, accumulate, prev, has_pr
     g_leak = 0.0
     for j in range(v.shape[0]):
         aj = a[j]
-        gv, gs, sg, st = _grad(v[j], aj, g_s[j], th, scale, soft)
+        gv, gs, sg, st = _grad(v[j], aj, _load(g_s, j), th, scale, soft)
         if accumulate:
             g_cur[j] += gv
         else:
-            g_cur[j] = gv
+            _store(g_cur, j, gv)
         a[j] = lk * gv
         g_theta += -(aj * st + gs * sg) if soft else -(gs * sg)
         if has_prev:

@@ -285,7 +285,7 @@ def _record(record: dict[str, list[float]] | None, name: str, spikes: torch.Tens
         entry[0] += float(spikes.detach().sum(dtype=torch.float64)) * 4
         entry[1] += float(spikes.numel()) * 4
     else:
-        entry[0] += float(spikes.detach().sum())
+        entry[0] += float(spikes.detach().sum(dtype=torch.float64))   # exact, bf16 spikes too
         entry[1] += float(spikes.numel())
 
 

@@ -30,6 +30,11 @@ from training.precision import conv2d, linear
 if TYPE_CHECKING:
     from training.models import SpikingVGG
 
+# Under --precision bf16 on the CPU, the convolutions' currents and spikes stay bfloat16 and the
+# LIF kernels read and write them so (bit for bit what casting around them gives; tested). False
+# casts them to float32 and back around every LIF layer, the way it was (tests compare the two).
+BF16_KERNEL_IO = True
+
 
 class LIFSequence(torch.autograd.Function):
     """T steps of one LIF layer: currents (T, B, ...) -> spikes (T, B, ...), final membrane.
@@ -56,7 +61,9 @@ class LIFSequence(torch.autograd.Function):
         # v (and unpooled spikes) in the layout of one step's currents: channels-last for
         # convolutions
         n = step.numel()
-        v = torch.empty_strided((steps, *step.shape), (n, *step.stride()), dtype=current.dtype,
+        # membranes in float32 also when the current and spikes are bfloat16 (see _lif)
+        state = torch.float32 if current.dtype == torch.bfloat16 else current.dtype
+        v = torch.empty_strided((steps, *step.shape), (n, *step.stride()), dtype=state,
                                 device=current.device)
         per_step = current.unsqueeze(0) if constant else current     # (T or 1, B, ...)
         fused = _fused(per_step)
@@ -64,8 +71,9 @@ class LIFSequence(torch.autograd.Function):
         kernel_pool = (pool and fused and step.is_contiguous(memory_format=torch.channels_last)
                        and step.shape[2] % 2 == 0 and step.shape[3] % 2 == 0)
         if fused:
-            spikes = _pooled(v) if kernel_pool else torch.empty_like(v)
-            u = torch.empty_like(step)
+            spikes = (_pooled(v, current.dtype) if kernel_pool
+                      else torch.empty_like(v, dtype=current.dtype))
+            u = torch.empty_like(step, dtype=state)
             width, chans = (step.shape[3], step.shape[1]) if kernel_pool else (0, 0)
             lif_forward(_steps(per_step),
                         _flat(u0, u) if u0 is not None else np.zeros(1, np.float32),
@@ -90,6 +98,7 @@ class LIFSequence(torch.autograd.Function):
         ctx.save_for_backward(v, u0 if u0 is not None else torch.empty(0), theta, leak)
         ctx.scale, ctx.soft, ctx.has_u0 = scale, soft, u0 is not None
         ctx.constant, ctx.pool, ctx.kernel_pool = constant, pool, kernel_pool
+        ctx.fused, ctx.io_dtype = fused, current.dtype
         # the final membrane is rarely used (HIRE's carried periods): without this autograd
         # would hand backward a tensor of zeros for it, filled and copied at every layer
         ctx.set_materialize_grads(False)
@@ -99,16 +108,21 @@ class LIFSequence(torch.autograd.Function):
     def backward(ctx, g_spikes: torch.Tensor | None, g_final: torch.Tensor | None):
         v, u0, theta, leak = ctx.saved_tensors
         if g_spikes is None:
-            g_spikes = _pooled(v).zero_() if ctx.kernel_pool else torch.zeros_like(v)
+            g_spikes = (_pooled(v, ctx.io_dtype).zero_() if ctx.kernel_pool
+                        else torch.zeros_like(v, dtype=ctx.io_dtype))
         elif ctx.pool and not ctx.kernel_pool:    # through the pooling done in forward
             g_spikes = torch.ops.aten.avg_pool2d_backward(
-                g_spikes.flatten(0, 1), v.flatten(0, 1), [2, 2], [2, 2], [0, 0], False, True,
+                g_spikes.to(v.dtype).flatten(0, 1), v.flatten(0, 1), [2, 2], [2, 2], [0, 0], False, True,
                 None).unflatten(0, v.shape[:2])
         need_theta, need_leak = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
-        if _fused(v):
-            g_cur = torch.empty_like(v[:1] if ctx.constant else v)
-            like = _pooled(v) if ctx.kernel_pool else torch.empty_like(v)
-            g_s = g_spikes if g_spikes.stride() == like.stride() else like.copy_(g_spikes)
+        if ctx.fused:
+            # a constant current's gradient is a sum over the steps: taken in float32
+            g_cur = (torch.empty_like(v[:1]) if ctx.constant
+                     else torch.empty_like(v, dtype=ctx.io_dtype))
+            like = (_pooled(v, ctx.io_dtype) if ctx.kernel_pool
+                    else torch.empty_like(v, dtype=ctx.io_dtype))
+            g_s = (g_spikes if g_spikes.stride() == like.stride() and g_spikes.dtype == like.dtype
+                   else like.copy_(g_spikes))
             width, chans = (v.shape[4], v.shape[2]) if ctx.kernel_pool else (0, 0)
             final = g_final is not None
             g_fin = _flat(g_final, v[0]) if final else np.zeros(1, np.float32)
@@ -120,7 +134,7 @@ class LIFSequence(torch.autograd.Function):
             g_theta = torch.tensor(gt, dtype=v.dtype)
             g_leak = torch.tensor(gl, dtype=v.dtype)
             if ctx.constant:
-                g_cur = g_cur[0]
+                g_cur = g_cur[0].to(ctx.io_dtype)
         else:
             g_cur, g_theta, g_leak = _backward_torch(ctx, v, u0, theta, leak, g_spikes, g_final)
             if ctx.constant:
@@ -177,13 +191,13 @@ class _DeferredLinear(torch.autograd.Function):
         return g_x, g_w, None, None, None
 
 
-def _pooled(v: torch.Tensor) -> torch.Tensor:
+def _pooled(v: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """An empty (T, B, C, H/2, W/2) tensor, each step channels-last: 2x2-pooled ``v``."""
     steps, bsz, chans, height, width = v.shape
     n = v[0].numel() // 4
     return torch.empty_strided((steps, bsz, chans, height // 2, width // 2),
                                (n, n // bsz, 1, width // 2 * chans, chans),
-                               dtype=v.dtype, device=v.device)
+                               dtype=dtype, device=v.device)
 
 
 def _backward_torch(ctx, v, u0, theta, leak, g_spikes, g_final):
@@ -218,9 +232,10 @@ def _backward_torch(ctx, v, u0, theta, leak, g_spikes, g_final):
 
 
 def _fused(t: torch.Tensor) -> bool:
-    """Whether the fused CPU kernels can take this (T, ...) tensor: float32 on the CPU, each
-    step's values dense in memory (any dimension order), steps apart or the same (expanded)."""
-    if t.device.type != "cpu" or t.dtype != torch.float32:
+    """Whether the fused CPU kernels can take this (T, ...) tensor: float32 or bfloat16 on the
+    CPU, each step's values dense in memory (any dimension order), steps apart or the same
+    (expanded)."""
+    if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.bfloat16):
         return False
     step = t[0]
     dense = step.is_contiguous() or step.is_contiguous(memory_format=torch.channels_last)
@@ -228,10 +243,13 @@ def _fused(t: torch.Tensor) -> bool:
 
 
 def _steps(t: torch.Tensor) -> np.ndarray:
-    """A (T, N) numpy view of a (T, ...) tensor whose steps are dense (see _fused)."""
+    """A (T, N) numpy view of a (T, ...) tensor whose steps are dense (see _fused); bfloat16
+    as its uint16 bit patterns (training.lif_kernels)."""
     n = t[0].numel()
-    return torch.as_strided(t.detach(), (t.shape[0], n), (t.stride(0), 1),
-                            t.storage_offset()).numpy()
+    view = torch.as_strided(t.detach(), (t.shape[0], n), (t.stride(0), 1), t.storage_offset())
+    if view.dtype == torch.bfloat16:
+        return view.view(torch.int16).numpy().view(np.uint16)
+    return view.numpy()
 
 
 def _flat(t: torch.Tensor, like: torch.Tensor) -> np.ndarray:
@@ -243,6 +261,12 @@ def _flat(t: torch.Tensor, like: torch.Tensor) -> np.ndarray:
 
 def _lif(lif, current: torch.Tensor, u0: torch.Tensor | None, steps: int = 0,
          pool: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes (in the current's dtype) and final membrane of a LIF layer. A bfloat16 current
+    the fused kernels cannot take is computed in float32, its spikes cast back."""
+    per_step = current.unsqueeze(0) if steps else current
+    if current.dtype == torch.bfloat16 and not _fused(per_step):
+        spikes, u = _lif(lif, current.float(), u0, steps, pool)
+        return spikes.to(torch.bfloat16), u
     return LIFSequence.apply(current, u0, lif.theta, lif.leak, lif.surrogate_scale,
                              lif.reset == "soft", steps, pool)
 
@@ -271,15 +295,20 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
     masks = model._dropout_masks(b, x.device, x.dtype)      # drawn first, as the reference does
     cl = torch.channels_last
     mm = model.product_dtype(x)     # bf16 while training with --precision bf16, else float32
+    # the convolutions' currents and spikes stay in the products' bf16 where the LIF kernels
+    # read and write it (training.lif_kernels), instead of cast to float32 and back around them
+    act = (torch.bfloat16 if mm == torch.bfloat16 and x.device.type == "cpu" and BF16_KERNEL_IO
+           else x.dtype)
     constant = 0        # conv1's current is one step's, the same at each of this many steps
     if cfg.encoding == "direct":
         # the analog input is the same every step: conv1's current is computed once
-        cur = conv2d(((x - model.mean) / model.std).contiguous(memory_format=cl), conv_w[0], mm)
+        cur = conv2d(((x - model.mean) / model.std).contiguous(memory_format=cl), conv_w[0], mm,
+                     act)
         constant = steps
     else:
         enc = torch.stack([encode(x, cfg.encoding, t, cfg.timesteps, generator)
                            for t in range(t0, t0 + steps)])
-        cur = conv2d(enc.flatten(0, 1).contiguous(memory_format=cl), conv_w[0], mm)
+        cur = conv2d(enc.flatten(0, 1).contiguous(memory_format=cl), conv_w[0], mm, act)
         cur = cur.unflatten(0, (steps, b))
     h = None
     ci = 0
@@ -288,11 +317,11 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
         if f == POOL:           # done: the LIF layer before it handed out its spikes pooled
             continue
         if ci > 0:
-            cur = conv2d(h.flatten(0, 1).contiguous(memory_format=cl), conv_w[ci], mm)
+            cur = conv2d(h.flatten(0, 1).contiguous(memory_format=cl), conv_w[ci], mm, act)
             cur = cur.unflatten(0, (steps, b))
         name = f"conv{ci + 1}"
         if currents is not None:
-            currents[name] = (cur.expand(steps, *cur.shape) if constant else cur).detach()
+            currents[name] = (cur.expand(steps, *cur.shape) if constant else cur).detach().to(x.dtype)
         # a pooling layer next: the LIF layer hands out its spikes pooled (two passes fewer
         # each way over the layer's largest tensors)
         pooled = k + 1 < len(features) and features[k + 1] == POOL
@@ -303,11 +332,13 @@ def run_multistep(model: SpikingVGG, x: torch.Tensor, *, steps: int, t0: int,
     h = h.flatten(2)
     for j, (w, lif) in enumerate(zip(fc_w, model.fc_lifs, strict=True)):
         name = f"fc{j + 1}"
-        cur = _linear(period_rows, j, h, w, mm)
+        # float32 from here on: the fully connected layers are small, and a bf16 spike times
+        # dropout's mask would round the mask's gradient
+        cur = _linear(period_rows, j, h, w, mm).to(x.dtype)
         if currents is not None:
             currents[name] = cur.detach()
         h, state[name] = _lif(lif, cur, state.get(name))
         _record(record, name, h)
         if masks is not None:
             h = h * masks[j]
-    return _linear(period_rows, len(fc_w), h, out_w, mm).sum(0) / steps, state
+    return _linear(period_rows, len(fc_w), h, out_w, mm).to(x.dtype).sum(0) / steps, state

@@ -70,15 +70,18 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if native else torch.float32
 
 
-def conv2d(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """3x3 'same' convolution computed in ``dtype``, returned in x's dtype."""
-    if dtype == x.dtype:
+def conv2d(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype,
+           out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """3x3 'same' convolution computed in ``dtype``, returned in ``out_dtype`` (x's dtype by
+    default)."""
+    out_dtype = x.dtype if out_dtype is None else out_dtype
+    if dtype == x.dtype == out_dtype == w.dtype:
         return F.conv2d(x, w, padding=1)
-    return F.conv2d(x.to(dtype), w.to(dtype), padding=1).to(x.dtype)
+    return F.conv2d(x.to(dtype), w.to(dtype), padding=1).to(out_dtype)
 
 
 def linear(x: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """x @ w.T computed in ``dtype``, returned in x's dtype."""
-    if dtype == x.dtype:
+    if dtype == x.dtype == w.dtype:
         return F.linear(x, w)
     return F.linear(x.to(dtype), w.to(dtype)).to(x.dtype)

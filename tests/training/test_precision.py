@@ -97,3 +97,49 @@ def test_bf16_ann_phase_follows_float32():
     low = ann_forward(model, x)
     assert low.dtype == torch.float32 and not torch.equal(low, ref)
     assert (low - ref).abs().max() < 0.02 * ref.abs().max()  # ReLU is continuous
+
+
+@pytest.mark.parametrize("encoding,reset,trainable,bits,dropout,hire", [
+    ("direct", "soft", False, 4, 0.2, False),
+    ("rate", "hard", True, None, 0.0, False),
+    ("direct", "soft", True, 4, 0.0, True),
+])
+def test_bf16_kernel_io_is_bit_for_bit_the_casts_around_the_kernels(
+        monkeypatch, encoding, reset, trainable, bits, dropout, hire):
+    """Under bf16 the LIF kernels read the convolutions' bf16 currents and write bf16 spikes
+    and gradients themselves (training.multistep.BF16_KERNEL_IO); the step must be exactly the
+    one that casts every tensor to float32 and back around them: logits, spike counts, every
+    gradient, HIRE's carried membranes and trainable neurons included."""
+    from training import multistep
+    from training.noise import NoiseConfig, train_step
+
+    torch.manual_seed(3)
+    x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="vgg5", timesteps=4, encoding=encoding, reset=reset,
+                                    trainable_neurons=trainable, weight_bits=bits,
+                                    dropout=dropout, theta_conv=0.3, theta_fc=0.3))
+    model.train()
+    model.train_dtype = torch.bfloat16
+    noise = NoiseConfig("hire", eps=8 / 255, periods=2) if hire else NoiseConfig("none")
+    results = []
+    for kernel_io in (True, False):
+        monkeypatch.setattr(multistep, "BF16_KERNEL_IO", kernel_io)
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(5)
+        if hire:
+            _, logits = train_step(model, x, y, noise, torch.Generator().manual_seed(6))
+            record = None
+        else:
+            record = {}
+            logits, _ = model.run(x, record=record, generator=torch.Generator().manual_seed(6))
+            F.cross_entropy(logits, y).backward()
+        results.append((logits.detach(), record,
+                        {k: p.grad.clone() for k, p in model.named_parameters()
+                         if p.grad is not None}))
+    (l1, r1, g1), (l2, r2, g2) = results
+    assert l1.dtype == torch.float32 and torch.equal(l1, l2)
+    assert r1 == r2
+    assert set(g1) == set(g2) and len(g1) >= 5
+    for k in g1:
+        assert g1[k].dtype == torch.float32 and torch.equal(g1[k], g2[k]), k
