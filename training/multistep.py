@@ -12,7 +12,9 @@ gradient) are never written. The arithmetic is the reference's, operation for op
 logits, spikes and every gradient agree with it to float rounding (tests/training/test_multistep.py
 holds them to that on every encoding, both resets, trainable neurons, QAT, dropout and HIRE's
 carried membranes). The one exception is asked for: with ``--precision bf16`` the convolutions
-and linear layers of a training step compute in bfloat16 (training.precision).
+and linear layers of a training step compute in bfloat16 (training.precision); on the CPU the
+convolution layers' currents and spikes then stay bfloat16 between the products and the LIF
+kernels, with the membranes in float32 (BF16_KERNEL_IO, below).
 """
 
 from __future__ import annotations

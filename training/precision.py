@@ -5,7 +5,10 @@ bfloat16 (inputs and weights cast, products accumulated in float32 by oneDNN or 
 result cast back to float32); the LIF recurrences, the loss, the optimizer and the float shadow
 weights stay float32, and evaluation (validation, attacks, the chip comparison) always runs in
 float32. Spikes are 0/1 and exact in bfloat16; what rounds is the weights (8-bit mantissa, far
-finer than a 4-bit code's steps) and the direct-encoded input pixels.
+finer than a 4-bit code's steps) and the direct-encoded input pixels. On the CPU the multistep
+engine keeps the convolutions' currents and spikes in bfloat16 and its LIF kernels read and
+write them so (training.multistep.BF16_KERNEL_IO): the same values as casting around them, a
+fifth less time.
 
 It pays only where the hardware multiplies bfloat16 natively (x86 AVX512_BF16 or AMX, Arm
 BF16, CUDA GPUs): measured on a Zen 4 core, the VGG5 convolutions' forward+backward run
