@@ -174,14 +174,15 @@ class _DeferredLinear(torch.autograd.Function):
                 rows: list[tuple[torch.Tensor, torch.Tensor]], last: bool) -> torch.Tensor:
         xd, wd = x.to(dtype), w.to(dtype)
         ctx.save_for_backward(xd, wd)
-        ctx.rows, ctx.last = rows, last
+        ctx.rows, ctx.last, ctx.dtypes = rows, last, (x.dtype, w.dtype)
         return F.linear(xd, wd).to(x.dtype)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
         xd, wd = ctx.saved_tensors
         gd = g.to(wd.dtype)
-        g_x = (gd @ wd).to(g.dtype) if ctx.needs_input_grad[0] else None
+        x_dtype, w_dtype = ctx.dtypes
+        g_x = (gd @ wd).to(x_dtype) if ctx.needs_input_grad[0] else None
         g_w = None
         if ctx.needs_input_grad[1]:
             ctx.rows.append((xd.flatten(0, -2), gd.flatten(0, -2)))
@@ -189,7 +190,7 @@ class _DeferredLinear(torch.autograd.Function):
                 x_all = torch.cat([r[0] for r in ctx.rows]) if len(ctx.rows) > 1 else ctx.rows[0][0]
                 g_all = torch.cat([r[1] for r in ctx.rows]) if len(ctx.rows) > 1 else ctx.rows[0][1]
                 ctx.rows.clear()
-                g_w = (g_all.t() @ x_all).to(g.dtype)
+                g_w = (g_all.t() @ x_all).to(w_dtype)
         return g_x, g_w, None, None, None
 
 
